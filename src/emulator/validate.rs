@@ -1,0 +1,1 @@
+//! Field limits of the Files API. (Stub: owned by the API work.)

@@ -1,0 +1,13 @@
+//! cdf-syncd: keeps local directories on an edge gateway synchronised into Cognite Data
+//! Fusion (CDF) Files.
+//!
+//! The pipeline (see `docs/ARCHITECTURE.md`) runs watch -> stability gate -> job store ->
+//! workers -> CDF client. This crate holds the library; `src/main.rs` is a thin CLI over it.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod mapping;
+pub mod secret;

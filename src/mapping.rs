@@ -1,0 +1,1 @@
+//! Mapping local paths to CDF fields: placeholder until the config work lands.

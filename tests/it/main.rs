@@ -1,0 +1,4 @@
+//! All integration tests, in one binary so that linking stays cheap.
+//! Each area has its own module; `support` holds shared helpers.
+
+mod support;
