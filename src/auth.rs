@@ -1,0 +1,234 @@
+//! Access tokens for CDF: OAuth2 client credentials against the configured token URL,
+//! or a static token (testing).
+//!
+//! The token is cached and refreshed ahead of expiry; a `tokio::sync::Mutex` around the
+//! cache means one refresh at a time however many workers ask. After a 401 the caller
+//! invalidates the token it used, and the next `token()` fetches a new one. Secrets
+//! (the client secret, the token) only ever travel as [`Secret`].
+
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// How cdf-syncd authenticates.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    ClientCredentials {
+        token_url: Url,
+        client_id: String,
+        client_secret: Secret,
+        scopes: Vec<String>,
+        audience: Option<String>,
+        resource: Option<String>,
+    },
+    /// A fixed bearer token (for tests and short manual runs).
+    StaticToken(Secret),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The identity provider refused the credentials: an operator must act.
+    #[error("the token endpoint {token_url} rejected the client credentials (HTTP {status}): {description}")]
+    Rejected {
+        token_url: Url,
+        status: u16,
+        description: String,
+    },
+    /// The token endpoint failed or could not be reached: worth retrying.
+    #[error("the token endpoint {token_url} is unavailable: {reason}")]
+    Unavailable { token_url: Url, reason: String },
+    /// The token endpoint answered something that is not a token.
+    #[error("the token endpoint {token_url} sent an unusable reply: {reason}")]
+    BadReply { token_url: Url, reason: String },
+}
+
+impl AuthError {
+    /// Whether waiting and retrying can help (as opposed to fixing the credentials).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AuthError::Unavailable { .. })
+    }
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    token: Secret,
+    /// When to stop using it: the expiry minus a safety margin.
+    refresh_at: Instant,
+}
+
+/// Hands out valid access tokens.
+#[derive(Debug)]
+pub struct TokenProvider {
+    http: reqwest::Client,
+    credentials: Credentials,
+    cache: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+/// The token endpoint's reply; `expires_in` may be a number or a string.
+#[derive(Debug, Deserialize)]
+struct TokenReply {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+/// Assumed lifetime when the token endpoint does not say.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Refresh this long before expiry at most (half the lifetime for short-lived tokens).
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+impl TokenProvider {
+    pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
+        Self {
+            http,
+            credentials,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A token valid for at least the refresh margin.
+    pub async fn token(&self) -> Result<Secret, AuthError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.as_ref()
+            && Instant::now() < cached.refresh_at
+        {
+            return Ok(cached.token.clone());
+        }
+        let fresh = self.fetch().await?;
+        let token = fresh.token.clone();
+        *cache = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forgets `used` after CDF answered 401 to it (unless it was already replaced).
+    pub async fn invalidate(&self, used: &Secret) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| &c.token == used) {
+            *cache = None;
+        }
+    }
+
+    async fn fetch(&self) -> Result<CachedToken, AuthError> {
+        match &self.credentials {
+            Credentials::StaticToken(token) => Ok(CachedToken {
+                token: token.clone(),
+                refresh_at: Instant::now() + Duration::from_secs(365 * 24 * 3600),
+            }),
+            Credentials::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                audience,
+                resource,
+            } => {
+                let mut form = vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.expose().to_owned()),
+                ];
+                if !scopes.is_empty() {
+                    form.push(("scope", scopes.join(" ")));
+                }
+                if let Some(a) = audience {
+                    form.push(("audience", a.clone()));
+                }
+                if let Some(r) = resource {
+                    form.push(("resource", r.clone()));
+                }
+                self.request(token_url, &form).await
+            }
+        }
+    }
+
+    async fn request(&self, token_url: &Url, form: &[(&str, String)]) -> Result<CachedToken, AuthError> {
+        let unavailable = |reason: String| AuthError::Unavailable {
+            token_url: token_url.clone(),
+            reason,
+        };
+        let resp = self
+            .http
+            .post(token_url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(AuthError::Rejected {
+                token_url: token_url.clone(),
+                status: status.as_u16(),
+                description: oauth_error_description(&body),
+            });
+        }
+        let reply: TokenReply = serde_json::from_str(&body).map_err(|e| AuthError::BadReply {
+            token_url: token_url.clone(),
+            reason: e.to_string(),
+        })?;
+        let lifetime = reply
+            .expires_in
+            .as_ref()
+            .and_then(parse_expires_in)
+            .unwrap_or(DEFAULT_LIFETIME);
+        let margin = REFRESH_MARGIN.min(lifetime / 2);
+        Ok(CachedToken {
+            token: Secret::new(reply.access_token),
+            refresh_at: Instant::now() + lifetime - margin,
+        })
+    }
+}
+
+/// `expires_in` as seconds, from a JSON number or numeric string.
+fn parse_expires_in(v: &serde_json::Value) -> Option<Duration> {
+    let secs = match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }?;
+    Some(Duration::from_secs(secs))
+}
+
+/// A short, secret-free description of an OAuth2 error body.
+fn oauth_error_description(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    match (field("error"), field("error_description")) {
+        (Some(e), Some(d)) => format!("{e}: {d}"),
+        (Some(e), None) => e,
+        _ => "no OAuth2 error in the reply".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_accepts_numbers_and_strings() {
+        assert_eq!(parse_expires_in(&serde_json::json!(3599)), Some(Duration::from_secs(3599)));
+        assert_eq!(parse_expires_in(&serde_json::json!("60")), Some(Duration::from_secs(60)));
+        assert_eq!(parse_expires_in(&serde_json::json!("soon")), None);
+    }
+
+    #[test]
+    fn oauth_errors_are_summarised() {
+        assert_eq!(
+            oauth_error_description(r#"{"error":"invalid_client","error_description":"bad secret"}"#),
+            "invalid_client: bad secret"
+        );
+        assert_eq!(oauth_error_description("<html>"), "no OAuth2 error in the reply");
+    }
+}

@@ -1,0 +1,255 @@
+//! The CDF client: typed calls for the Files API endpoints cdf-syncd uses, and the
+//! content PUTs to upload URLs.
+//!
+//! Every API call carries a bearer token from [`TokenProvider`]; a 401 invalidates the
+//! token and the call is retried once with a fresh one. Other failures come back as a
+//! [`CdfError`] with a [`RetryClass`]: retrying and backing off is the caller's job
+//! (the per-request and per-job tiers live above this module). Replies are parsed
+//! defensively: `POST files` and `initmultipartupload` return a bare object, the link
+//! endpoints wrap it in `items`, and both shapes are accepted everywhere.
+
+mod error;
+pub mod limits;
+mod put;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+pub use error::{ApiError, CdfError, RetryClass};
+pub use put::PutKind;
+pub use types::{FileCreate, FileObject, Identity, InstanceId, LabelRef, MultipartUpload, SingleUpload};
+
+use crate::auth::{Credentials, TokenProvider};
+
+/// What the client needs to know about the CDF project.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// e.g. `https://westeurope-1.cognitedata.com`.
+    pub base_url: Url,
+    pub project: String,
+    pub credentials: Credentials,
+    /// Deadline for one API call.
+    pub request_timeout: Duration,
+    /// Deadline for one content PUT (a whole part).
+    pub put_timeout: Duration,
+}
+
+/// A cheap-to-clone handle on one CDF project.
+#[derive(Debug, Clone)]
+pub struct CdfClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    api: reqwest::Client,
+    /// For upload URLs: no redirects followed (GCS answers 308 without Location).
+    storage: reqwest::Client,
+    base_url: Url,
+    project: String,
+    auth: TokenProvider,
+    request_timeout: Duration,
+    put_timeout: Duration,
+}
+
+const USER_AGENT: &str = concat!("cdf-syncd/", env!("CARGO_PKG_VERSION"));
+
+impl CdfClient {
+    pub fn new(config: ClientConfig) -> Result<Self, CdfError> {
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(Duration::from_secs(15))
+                .tcp_keepalive(Duration::from_secs(30))
+        };
+        let build_err = |source| CdfError::Transport {
+            endpoint: "client setup".to_owned(),
+            source,
+        };
+        let api = builder().build().map_err(build_err)?;
+        let storage = builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(build_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                auth: TokenProvider::new(api.clone(), config.credentials),
+                api,
+                storage,
+                base_url: config.base_url,
+                project: config.project,
+                request_timeout: config.request_timeout,
+                put_timeout: config.put_timeout,
+            }),
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.inner.project
+    }
+
+    /// `POST files`: create (or with `overwrite`, replace) a file, get one upload URL.
+    pub async fn create_file(&self, file: &FileCreate, overwrite: bool) -> Result<SingleUpload, CdfError> {
+        let query = [("overwrite", overwrite.to_string())];
+        self.call_one("files", &query, &json!(file)).await
+    }
+
+    /// `POST files/initmultipartupload`: create (or replace) a file, get `parts` URLs.
+    pub async fn init_multipart(
+        &self,
+        file: &FileCreate,
+        parts: u64,
+        overwrite: bool,
+    ) -> Result<MultipartUpload, CdfError> {
+        let query = [("parts", parts.to_string()), ("overwrite", overwrite.to_string())];
+        self.call_one("files/initmultipartupload", &query, &json!(file)).await
+    }
+
+    /// `POST files/uploadlink`: a new single-part URL for an existing file.
+    pub async fn upload_link(&self, file: &Identity) -> Result<SingleUpload, CdfError> {
+        self.call_one("files/uploadlink", &[], &json!({ "items": [file] })).await
+    }
+
+    /// `POST files/multiuploadlink`: a new multipart session for an existing file.
+    pub async fn multipart_link(&self, file: &Identity, parts: u64) -> Result<MultipartUpload, CdfError> {
+        let query = [("parts", parts.to_string())];
+        self.call_one("files/multiuploadlink", &query, &json!({ "items": [file] }))
+            .await
+    }
+
+    /// `POST files/completemultipartupload` by file id (what every SDK sends).
+    pub async fn complete_multipart(&self, file_id: i64, upload_id: &str) -> Result<(), CdfError> {
+        let body = json!({ "id": file_id, "uploadId": upload_id });
+        self.call::<Value>(Method::POST, "files/completemultipartupload", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `POST files/byids` with `ignoreUnknownIds`: the files that exist, in no set order.
+    pub async fn files_by_ids(&self, ids: &[Identity]) -> Result<Vec<FileObject>, CdfError> {
+        let body = json!({ "items": ids, "ignoreUnknownIds": true });
+        self.call_items("files/byids", &body).await
+    }
+
+    /// `POST files/update` with raw update items (`{"id"|"externalId", "update": {...}}`).
+    pub async fn update_files(&self, items: Vec<Value>) -> Result<Vec<FileObject>, CdfError> {
+        self.call_items("files/update", &json!({ "items": items })).await
+    }
+
+    /// Calls an endpoint that answers `{"items": [...]}`.
+    async fn call_items<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<Vec<T>, CdfError> {
+        let reply: Value = self.call(Method::POST, endpoint, &[], Some(body)).await?;
+        let items = reply.get("items").cloned().unwrap_or(Value::Array(Vec::new()));
+        serde_json::from_value(items).map_err(|e| bad_reply(endpoint, e.to_string()))
+    }
+
+    /// Calls an endpoint that answers one object, bare or as `{"items": [obj]}`.
+    async fn call_one<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<T, CdfError> {
+        let reply: Value = self.call(Method::POST, endpoint, query, Some(body)).await?;
+        let object = match reply.get("items").and_then(Value::as_array) {
+            Some(items) => items
+                .first()
+                .cloned()
+                .ok_or_else(|| bad_reply(endpoint, "empty items".to_owned()))?,
+            None => reply,
+        };
+        serde_json::from_value(object).map_err(|e| bad_reply(endpoint, e.to_string()))
+    }
+
+    /// One API call with the bearer token; on 401, one retry with a fresh token.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, CdfError> {
+        let url = self.api_url(endpoint)?;
+        let mut reauthenticated = false;
+        loop {
+            let token = self.inner.auth.token().await?;
+            let mut req = self
+                .inner
+                .api
+                .request(method.clone(), url.clone())
+                .query(query)
+                .bearer_auth(token.expose())
+                .header("x-cdp-sdk", USER_AGENT)
+                .header("x-cdp-app", "cdf-syncd")
+                .timeout(self.inner.request_timeout);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = req.send().await.map_err(|source| CdfError::Transport {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+            if resp.status().as_u16() == 401 && !reauthenticated {
+                self.inner.auth.invalidate(&token).await;
+                reauthenticated = true;
+                continue;
+            }
+            return read_reply(endpoint, resp).await;
+        }
+    }
+
+    fn api_url(&self, endpoint: &str) -> Result<Url, CdfError> {
+        let path = format!("api/v1/projects/{}/{endpoint}", self.inner.project);
+        self.inner
+            .base_url
+            .join(&path)
+            .map_err(|e| bad_reply(endpoint, format!("cannot build the URL: {e}")))
+    }
+}
+
+/// Turns a reply into `T` or a typed error carrying `x-request-id`.
+async fn read_reply<T: DeserializeOwned>(endpoint: &str, resp: reqwest::Response) -> Result<T, CdfError> {
+    let status = resp.status();
+    let request_id = header(&resp, "x-request-id");
+    let auto_retryable = header(&resp, "cdf-is-auto-retryable").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let retry_after = header(&resp, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = resp.text().await.map_err(|source| CdfError::Transport {
+        endpoint: endpoint.to_owned(),
+        source,
+    })?;
+    if !status.is_success() {
+        let error = error::parse_error_body(status.as_u16(), &text, request_id, auto_retryable, retry_after);
+        return Err(CdfError::Api {
+            endpoint: endpoint.to_owned(),
+            error,
+        });
+    }
+    let text = if text.trim().is_empty() { "{}" } else { &text };
+    serde_json::from_str(text).map_err(|e| CdfError::BadReply {
+        endpoint: endpoint.to_owned(),
+        reason: e.to_string(),
+        request_id,
+    })
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn bad_reply(endpoint: &str, reason: String) -> CdfError {
+    CdfError::BadReply {
+        endpoint: endpoint.to_owned(),
+        reason,
+        request_id: None,
+    }
+}
