@@ -13,3 +13,4 @@ pub mod config;
 pub mod emulator;
 pub mod mapping;
 pub mod secret;
+pub mod upload;

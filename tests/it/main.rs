@@ -2,3 +2,4 @@
 //! Each area has its own module; `support` holds shared helpers.
 
 mod support;
+mod cdf_client;
