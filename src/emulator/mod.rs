@@ -135,7 +135,7 @@ impl Emulator {
         let state = Arc::new(State::new(config, base_url, content));
         let cancel = CancellationToken::new();
         let router = router(state.clone());
-        let server = server::spawn(listener, addr, router, cancel.clone());
+        let server = server::spawn(listener, addr, router, state.down.clone(), cancel.clone());
         Ok(Self {
             addr,
             state,
@@ -217,11 +217,11 @@ fn router(state: Arc<State>) -> Router {
             state.clone(),
             auth::require_bearer,
         ));
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1/projects/{project}", api)
         .merge(auth::routes())
         .merge(upload::routes())
         .merge(inspect::routes())
-        .with_state(state.clone())
-        .layer(middleware::layers(state))
+        .with_state(state.clone());
+    middleware::apply(app, state)
 }

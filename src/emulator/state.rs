@@ -123,8 +123,8 @@ pub(crate) enum SessionKind {
     /// `PUT /upload/{token}`: the whole content in one request.
     Single,
     /// `PUT /api/v1/files/gcs_proxy/{token}`: GCS resumable protocol; `received` bytes
-    /// are persisted so far, in the session's staging blob.
-    Gcs { received: u64, staging: Option<StoredBlob> },
+    /// are persisted so far, in `staging` (created by the first chunk; start with None).
+    Gcs { received: u64, staging: Option<super::upload::GcsStaging> },
     /// `PUT /upload/{token}/parts/{i}`; the token doubles as the `uploadId`.
     Multipart { parts: Vec<Option<PartInfo>> },
 }
@@ -301,10 +301,14 @@ pub(crate) struct State {
     pub tokens: Mutex<HashMap<String, Instant>>,
     /// DM nodes whose file-service view is not visible before this instant.
     pub instance_visible_at: Mutex<HashMap<InstanceId, Instant>>,
+    /// Data-modeling nodes written through `POST models/instances`.
+    pub nodes: Mutex<HashMap<InstanceId, super::instances::NodeRecord>>,
     pub faults: Mutex<Faults>,
     pub counters: Counters,
     pub extpipe_runs: Mutex<Vec<Value>>,
     pub content: ContentStore,
+    /// Takes the whole service down and up (`/_emulator/outage`, `Emulator::set_down`).
+    pub down: super::server::DownSwitch,
     next_id: AtomicI64,
 }
 
@@ -318,10 +322,12 @@ impl State {
             uploads: Mutex::default(),
             tokens: Mutex::default(),
             instance_visible_at: Mutex::default(),
+            nodes: Mutex::default(),
             faults: Mutex::new(faults),
             counters: Counters::default(),
             extpipe_runs: Mutex::default(),
             content,
+            down: super::server::DownSwitch::default(),
             // Ids look like CDF's: large, but below 2^53.
             next_id: AtomicI64::new(1_000_000_000_000 + i64::from(fastrand::u32(..))),
         }

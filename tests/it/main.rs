@@ -3,3 +3,7 @@
 
 mod support;
 mod cdf_client;
+mod emulator_storage;
+mod emulator_faults;
+mod config;
+mod emulator_api;
