@@ -11,6 +11,7 @@
 mod error;
 pub mod limits;
 mod put;
+mod setup;
 pub mod types;
 
 use std::sync::Arc;

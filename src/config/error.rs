@@ -128,6 +128,12 @@ impl<'a> Report<'a> {
     /// A syntax, type or unknown-key error from `toml`, with the key guessed from the text.
     pub(crate) fn toml(&mut self, error: &toml::de::Error) {
         let span = error.span().unwrap_or(0..0);
+        if span == (0..0) {
+            // A missing top-level key: it has no place in the file.
+            let message = self.redact(&span, error.message().trim().replace('\n', "; "));
+            self.push(None, String::new(), message);
+            return;
+        }
         let offset = self.to_original(span.start);
         let message = self.redact(&span, error.message().trim().replace('\n', "; "));
         let key = key_at(self.original, offset);

@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use filter::PathFilter;
-pub use secrets::{SecretError, SecretSource};
+pub use secrets::{SecretError, SecretSource, read_secret_file};
 pub use settings::*;
 
 use error::Report;

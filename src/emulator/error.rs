@@ -38,9 +38,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
 
     /// 400 with the identifiers that were not found (CDF answers unknown ids this way).
     pub fn missing(items: Vec<Value>) -> Self {

@@ -104,3 +104,31 @@ async fn put_parts(
         .await
         .map(drop)
 }
+
+/// The `POST files` body for a mapped local file. `modified_ms` is the file's mtime,
+/// sent as `sourceCreatedTime`/`sourceModifiedTime`. A data set given by externalId is
+/// not sent here: it needs a lookup (`datasets/byids`) that the pipeline makes once.
+pub fn file_create(mapped: &crate::mapping::CdfFile<'_>, modified_ms: Option<i64>) -> FileCreate {
+    let fields = mapped.fields;
+    FileCreate {
+        name: mapped.name.clone(),
+        external_id: Some(mapped.external_id.clone()),
+        directory: Some(mapped.directory.clone()),
+        source: fields.source.clone(),
+        mime_type: Some(mapped.mime_type.to_owned()),
+        metadata: fields.metadata.clone(),
+        asset_ids: fields.asset_ids.clone(),
+        data_set_id: match fields.data_set {
+            Some(crate::config::DataSetRef::Id(id)) => Some(id),
+            _ => None,
+        },
+        source_created_time: modified_ms,
+        source_modified_time: modified_ms,
+        security_categories: fields.security_categories.clone(),
+        labels: fields
+            .labels
+            .iter()
+            .map(|l| crate::cdf::LabelRef { external_id: l.clone() })
+            .collect(),
+    }
+}

@@ -1,9 +1,13 @@
 //! All integration tests, in one binary so that linking stays cheap.
 //! Each area has its own module; `support` holds shared helpers.
 
+// Test code may panic on unexpected states: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 mod cdf_client;
 mod emulator_storage;
 mod emulator_faults;
 mod config;
 mod emulator_api;
+mod demo;

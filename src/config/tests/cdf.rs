@@ -331,3 +331,41 @@ fn token_file_is_exclusive_and_absolute() {
         .replace(AUTH, "");
     check(&no_auth, "[cdf]", "cdf.auth", "missing [cdf.auth]");
 }
+
+#[test]
+fn smaller_url_view_and_reference_rules() {
+    let text = config("", AUTH, "", "").replace("cognitedata.com\"", "cognitedata.com/?x=1\"");
+    check(&text, "base_url", "cdf.base_url", "query or fragment");
+    let dm = "target = \"data-modeling\"\nspace = \"s1\"\nview = { space = \"cdf_cdm\", external_id = \"CogniteFile\", version = \"v 1\" }";
+    check(
+        &config(dm, AUTH, "", ""),
+        "view",
+        "cdf.view.version",
+        "not allowed",
+    );
+    let cred = AUTH.replace(
+        "client_secret_env = \"SECRET\"",
+        "client_secret_credential = \"a/b\"",
+    );
+    check(
+        &config("", &cred, "", ""),
+        "client_secret_credential",
+        "cdf.auth.client_secret_credential",
+        "credential name",
+    );
+    let scopes = format!("{AUTH}\nscopes = [\"\"]");
+    check(
+        &config("", &scopes, "", ""),
+        "scopes",
+        "cdf.auth.scopes",
+        "must not be empty",
+    );
+    let AuthSettings::ClientCredentials(cc) =
+        ok(&config("", &format!("{AUTH}\nscopes = []"), "", ""))
+            .cdf
+            .auth
+    else {
+        panic!("client credentials")
+    };
+    assert!(cc.scopes.is_empty(), "scopes = [] sends no scope");
+}

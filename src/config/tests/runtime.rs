@@ -56,6 +56,35 @@ fn part_size_is_auto_or_within_cdf_limits() {
 }
 
 #[test]
+fn small_parts_only_against_an_emulator() {
+    let emulator = |size: &str| {
+        let text = config(
+            "allow_insecure_http = true",
+            AUTH,
+            "",
+            &format!("[upload]\npart_size = {size}"),
+        );
+        text.replace("https://westeurope", "http://westeurope")
+    };
+    assert_eq!(
+        ok(&emulator("\"64 KiB\"")).upload.part_size,
+        PartSize::Fixed(64 << 10)
+    );
+    check(
+        &emulator("1000"),
+        "part_size",
+        "upload.part_size",
+        "down to 4 KiB",
+    );
+    check(
+        &tail("[upload]\npart_size = \"64 KiB\""),
+        "part_size",
+        "upload.part_size",
+        "5 MiB..=4000 MiB",
+    );
+}
+
+#[test]
 fn concurrency_timeouts_and_retries() {
     let s = ok(&tail(
         "[upload]\nmax_concurrent_files = 2\nmax_parallel_parts = 8\nrequest_timeout = \"1m\"\npart_timeout = \"2h\"\n\

@@ -38,7 +38,7 @@ pub(crate) fn settings(raw: &RawConfig, r: &mut Report, env: Lookup) -> Option<S
         .map(|(i, root)| root::root(r, i, root, is_dm))
         .collect();
     let sync = runtime::sync(r, &raw.sync);
-    let upload = runtime::upload(r, &raw.upload);
+    let upload = runtime::upload(r, &raw.upload, raw.cdf.get_ref().allow_insecure_http);
     let state = runtime::state(r, &raw.state, env);
     let state_dir = state
         .as_ref()

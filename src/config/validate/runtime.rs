@@ -49,7 +49,7 @@ pub(super) fn sync(r: &mut Report, s: &RawSync) -> Option<SyncSettings> {
     })
 }
 
-pub(super) fn upload(r: &mut Report, u: &RawUpload) -> Option<UploadSettings> {
+pub(super) fn upload(r: &mut Report, u: &RawUpload, insecure: bool) -> Option<UploadSettings> {
     let files = u.max_concurrent_files.as_ref();
     let max_concurrent_files = count(
         r,
@@ -66,7 +66,7 @@ pub(super) fn upload(r: &mut Report, u: &RawUpload) -> Option<UploadSettings> {
         DEFAULT_MAX_PARALLEL_PARTS,
         64,
     );
-    let part_size = part_size(r, u);
+    let part_size = part_size(r, u, insecure);
     let second = Duration::from_secs(1);
     let request = u.request_timeout.as_ref();
     let request_timeout = duration(
@@ -131,21 +131,36 @@ fn max_rate(r: &mut Report, u: &RawUpload) -> Option<Option<u64>> {
     }
 }
 
-fn part_size(r: &mut Report, u: &RawUpload) -> Option<PartSize> {
+/// Smallest part size accepted with `allow_insecure_http` (an emulator started with
+/// a lowered `--min-part-size`, for fast multipart tests).
+pub const EMULATOR_PART_SIZE_MIN: u64 = 4 * 1024;
+
+/// `auto`, or CDF's 5 MiB..=4000 MiB; smaller parts only against an emulator.
+fn part_size(r: &mut Report, u: &RawUpload, insecure: bool) -> Option<PartSize> {
     let Some(v) = &u.part_size else {
         return Some(PartSize::Auto);
     };
+    let min = if insecure {
+        EMULATOR_PART_SIZE_MIN
+    } else {
+        limits::PART_SIZE_MIN
+    };
     match *v.get_ref() {
         PartSizeValue::Auto => Some(PartSize::Auto),
-        PartSizeValue::Fixed(n) if (limits::PART_SIZE_MIN..=limits::PART_SIZE_MAX).contains(&n) => {
+        PartSizeValue::Fixed(n) if (min..=limits::PART_SIZE_MAX).contains(&n) => {
             Some(PartSize::Fixed(n))
         }
         PartSizeValue::Fixed(n) => {
             let msg = format!(
-                "{} is outside CDF's part size limits: every part but the last must be 5 MiB..=4000 MiB ({}..={} bytes); use such a size or \"auto\"",
+                "{} is outside CDF's part size limits: every part but the last must be 5 MiB..=4000 MiB ({}..={} bytes); use such a size or \"auto\"{}",
                 bytesize::ByteSize(n),
                 limits::PART_SIZE_MIN,
-                limits::PART_SIZE_MAX
+                limits::PART_SIZE_MAX,
+                if insecure {
+                    " (with allow_insecure_http, an emulator, down to 4 KiB)"
+                } else {
+                    ""
+                }
             );
             r.at(v.span(), "upload.part_size", msg);
             None
