@@ -72,7 +72,7 @@ impl Expanded {
             let touches = edit.expanded.start <= span.end && span.start <= edit.expanded.end;
             if touches && !value.is_empty() {
                 let inserted = &self.text[edit.expanded.clone()];
-                message = message.replace("\u{0}never", &format!("${{{name}}}"));
+                message = message.replace(value.as_str(), &format!("${{{name}}}"));
                 if !inserted.is_empty() && inserted != value {
                     message = message.replace(inserted, &format!("${{{name}}}"));
                 }
