@@ -31,7 +31,9 @@ pub enum Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The identity provider refused the credentials: an operator must act.
-    #[error("the token endpoint {token_url} rejected the client credentials (HTTP {status}): {description}")]
+    #[error(
+        "the token endpoint {token_url} rejected the client credentials (HTTP {status}): {description}"
+    )]
     Rejected {
         token_url: Url,
         status: u16,
@@ -144,7 +146,11 @@ impl TokenProvider {
         }
     }
 
-    async fn request(&self, token_url: &Url, form: &[(&str, String)]) -> Result<CachedToken, AuthError> {
+    async fn request(
+        &self,
+        token_url: &Url,
+        form: &[(&str, String)],
+    ) -> Result<CachedToken, AuthError> {
         let unavailable = |reason: String| AuthError::Unavailable {
             token_url: token_url.clone(),
             reason,
@@ -218,17 +224,28 @@ mod tests {
 
     #[test]
     fn expires_in_accepts_numbers_and_strings() {
-        assert_eq!(parse_expires_in(&serde_json::json!(3599)), Some(Duration::from_secs(3599)));
-        assert_eq!(parse_expires_in(&serde_json::json!("60")), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_expires_in(&serde_json::json!(3599)),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            parse_expires_in(&serde_json::json!("60")),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(parse_expires_in(&serde_json::json!("soon")), None);
     }
 
     #[test]
     fn oauth_errors_are_summarised() {
         assert_eq!(
-            oauth_error_description(r#"{"error":"invalid_client","error_description":"bad secret"}"#),
+            oauth_error_description(
+                r#"{"error":"invalid_client","error_description":"bad secret"}"#
+            ),
             "invalid_client: bad secret"
         );
-        assert_eq!(oauth_error_description("<html>"), "no OAuth2 error in the reply");
+        assert_eq!(
+            oauth_error_description("<html>"),
+            "no OAuth2 error in the reply"
+        );
     }
 }

@@ -52,7 +52,10 @@ impl std::fmt::Display for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum CdfError {
     #[error("{endpoint}: {error}")]
-    Api { endpoint: String, error: ApiError },
+    Api {
+        endpoint: String,
+        error: Box<ApiError>,
+    },
     #[error("{endpoint}: {source}")]
     Transport {
         endpoint: String,
@@ -101,7 +104,7 @@ impl CdfError {
 
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            CdfError::Api { error, .. } => Some(error),
+            CdfError::Api { error, .. } => Some(error.as_ref()),
             _ => None,
         }
     }
@@ -207,7 +210,11 @@ mod tests {
             (400, true, RetryClass::Transient),
         ];
         for (status, auto, want) in table {
-            assert_eq!(classify_status(&err(status, auto)), want, "status {status} auto {auto}");
+            assert_eq!(
+                classify_status(&err(status, auto)),
+                want,
+                "status {status} auto {auto}"
+            );
         }
     }
 
@@ -225,8 +232,17 @@ mod tests {
         assert_eq!(e.to_string(), "HTTP 409: Duplicate (x-request-id req-1)");
         let e = parse_error_body(400, r#"{"error":"plain text"}"#, None, false, None);
         assert_eq!(e.message, "plain text");
-        let e = parse_error_body(403, "<Error><Code>AccessDenied</Code></Error>", None, false, None);
+        let e = parse_error_body(
+            403,
+            "<Error><Code>AccessDenied</Code></Error>",
+            None,
+            false,
+            None,
+        );
         assert!(e.message.contains("AccessDenied"));
-        assert_eq!(parse_error_body(502, "", None, false, None).message, "empty reply");
+        assert_eq!(
+            parse_error_body(502, "", None, false, None).message,
+            "empty reply"
+        );
     }
 }

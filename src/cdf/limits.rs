@@ -29,7 +29,9 @@ impl PartPlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{size} bytes is more than CDF accepts in one file ({MAX_FILE} bytes: 250 parts of 4000 MiB)")]
+#[error(
+    "{size} bytes is more than CDF accepts in one file ({MAX_FILE} bytes: 250 parts of 4000 MiB)"
+)]
 pub struct TooLarge {
     pub size: u64,
 }
@@ -42,7 +44,9 @@ pub fn plan(size: u64, preferred: Option<u64>, min_part: u64) -> Result<PartPlan
     if size > MAX_FILE {
         return Err(TooLarge { size });
     }
-    let wanted = preferred.unwrap_or(16 * 1024 * 1024).clamp(min_part, MAX_PART);
+    let wanted = preferred
+        .unwrap_or(16 * 1024 * 1024)
+        .clamp(min_part, MAX_PART);
     let fit = size.div_ceil(MAX_PARTS);
     let part_size = wanted.max(fit).min(MAX_PART);
     let parts = size.div_ceil(part_size).max(1);
@@ -57,10 +61,21 @@ mod tests {
 
     #[test]
     fn plans_stay_inside_cdf_limits() {
-        for size in [0, 1, MIN_PART, 16 * MIB + 1, 10 * 1024 * MIB, 4000 * MIB * 100, MAX_FILE] {
+        for size in [
+            0,
+            1,
+            MIN_PART,
+            16 * MIB + 1,
+            10 * 1024 * MIB,
+            4000 * MIB * 100,
+            MAX_FILE,
+        ] {
             for preferred in [None, Some(1), Some(64 * MIB), Some(u64::MAX)] {
                 let p = plan(size, preferred, MIN_PART).expect("fits");
-                assert!((1..=MAX_PARTS).contains(&p.parts), "{size} {preferred:?} {p:?}");
+                assert!(
+                    (1..=MAX_PARTS).contains(&p.parts),
+                    "{size} {preferred:?} {p:?}"
+                );
                 assert!(p.part_size >= MIN_PART && p.part_size <= MAX_PART);
                 assert!(p.part_size * p.parts >= size);
                 assert!(p.part_size * (p.parts - 1) < size.max(1));
@@ -70,13 +85,22 @@ mod tests {
 
     #[test]
     fn too_large_is_refused() {
-        assert_eq!(plan(MAX_FILE + 1, None, MIN_PART), Err(TooLarge { size: MAX_FILE + 1 }));
+        assert_eq!(
+            plan(MAX_FILE + 1, None, MIN_PART),
+            Err(TooLarge { size: MAX_FILE + 1 })
+        );
     }
 
     #[test]
     fn ranges_cover_the_file() {
         let p = plan(40 * MIB + 3, None, MIN_PART).expect("fits");
-        assert_eq!(p, PartPlan { part_size: 16 * MIB, parts: 3 });
+        assert_eq!(
+            p,
+            PartPlan {
+                part_size: 16 * MIB,
+                parts: 3
+            }
+        );
         assert_eq!(p.range(2, 40 * MIB + 3), (32 * MIB, 8 * MIB + 3));
     }
 }

@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 
 pub use error::{ApiError, CdfError, RetryClass};
 pub use put::PutKind;
-pub use types::{FileCreate, FileObject, Identity, InstanceId, LabelRef, MultipartUpload, SingleUpload};
+pub use types::{
+    FileCreate, FileObject, Identity, InstanceId, LabelRef, MultipartUpload, SingleUpload,
+};
 
 use crate::auth::{Credentials, TokenProvider};
 
@@ -95,7 +97,11 @@ impl CdfClient {
     }
 
     /// `POST files`: create (or with `overwrite`, replace) a file, get one upload URL.
-    pub async fn create_file(&self, file: &FileCreate, overwrite: bool) -> Result<SingleUpload, CdfError> {
+    pub async fn create_file(
+        &self,
+        file: &FileCreate,
+        overwrite: bool,
+    ) -> Result<SingleUpload, CdfError> {
         let query = [("overwrite", overwrite.to_string())];
         self.call_one("files", &query, &json!(file)).await
     }
@@ -107,17 +113,26 @@ impl CdfClient {
         parts: u64,
         overwrite: bool,
     ) -> Result<MultipartUpload, CdfError> {
-        let query = [("parts", parts.to_string()), ("overwrite", overwrite.to_string())];
-        self.call_one("files/initmultipartupload", &query, &json!(file)).await
+        let query = [
+            ("parts", parts.to_string()),
+            ("overwrite", overwrite.to_string()),
+        ];
+        self.call_one("files/initmultipartupload", &query, &json!(file))
+            .await
     }
 
     /// `POST files/uploadlink`: a new single-part URL for an existing file.
     pub async fn upload_link(&self, file: &Identity) -> Result<SingleUpload, CdfError> {
-        self.call_one("files/uploadlink", &[], &json!({ "items": [file] })).await
+        self.call_one("files/uploadlink", &[], &json!({ "items": [file] }))
+            .await
     }
 
     /// `POST files/multiuploadlink`: a new multipart session for an existing file.
-    pub async fn multipart_link(&self, file: &Identity, parts: u64) -> Result<MultipartUpload, CdfError> {
+    pub async fn multipart_link(
+        &self,
+        file: &Identity,
+        parts: u64,
+    ) -> Result<MultipartUpload, CdfError> {
         let query = [("parts", parts.to_string())];
         self.call_one("files/multiuploadlink", &query, &json!({ "items": [file] }))
             .await
@@ -126,9 +141,14 @@ impl CdfClient {
     /// `POST files/completemultipartupload` by file id (what every SDK sends).
     pub async fn complete_multipart(&self, file_id: i64, upload_id: &str) -> Result<(), CdfError> {
         let body = json!({ "id": file_id, "uploadId": upload_id });
-        self.call::<Value>(Method::POST, "files/completemultipartupload", &[], Some(&body))
-            .await
-            .map(drop)
+        self.call::<Value>(
+            Method::POST,
+            "files/completemultipartupload",
+            &[],
+            Some(&body),
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST files/byids` with `ignoreUnknownIds`: the files that exist, in no set order.
@@ -139,13 +159,21 @@ impl CdfClient {
 
     /// `POST files/update` with raw update items (`{"id"|"externalId", "update": {...}}`).
     pub async fn update_files(&self, items: Vec<Value>) -> Result<Vec<FileObject>, CdfError> {
-        self.call_items("files/update", &json!({ "items": items })).await
+        self.call_items("files/update", &json!({ "items": items }))
+            .await
     }
 
     /// Calls an endpoint that answers `{"items": [...]}`.
-    async fn call_items<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<Vec<T>, CdfError> {
+    async fn call_items<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: &Value,
+    ) -> Result<Vec<T>, CdfError> {
         let reply: Value = self.call(Method::POST, endpoint, &[], Some(body)).await?;
-        let items = reply.get("items").cloned().unwrap_or(Value::Array(Vec::new()));
+        let items = reply
+            .get("items")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
         serde_json::from_value(items).map_err(|e| bad_reply(endpoint, e.to_string()))
     }
 
@@ -214,10 +242,14 @@ impl CdfClient {
 }
 
 /// Turns a reply into `T` or a typed error carrying `x-request-id`.
-async fn read_reply<T: DeserializeOwned>(endpoint: &str, resp: reqwest::Response) -> Result<T, CdfError> {
+async fn read_reply<T: DeserializeOwned>(
+    endpoint: &str,
+    resp: reqwest::Response,
+) -> Result<T, CdfError> {
     let status = resp.status();
     let request_id = header(&resp, "x-request-id");
-    let auto_retryable = header(&resp, "cdf-is-auto-retryable").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let auto_retryable =
+        header(&resp, "cdf-is-auto-retryable").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let retry_after = header(&resp, "retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
@@ -226,10 +258,16 @@ async fn read_reply<T: DeserializeOwned>(endpoint: &str, resp: reqwest::Response
         source,
     })?;
     if !status.is_success() {
-        let error = error::parse_error_body(status.as_u16(), &text, request_id, auto_retryable, retry_after);
+        let error = error::parse_error_body(
+            status.as_u16(),
+            &text,
+            request_id,
+            auto_retryable,
+            retry_after,
+        );
         return Err(CdfError::Api {
             endpoint: endpoint.to_owned(),
-            error,
+            error: Box::new(error),
         });
     }
     let text = if text.trim().is_empty() { "{}" } else { &text };

@@ -79,7 +79,9 @@ fn resolve_upload_url(base: &Url, url: &str) -> Result<Url, CdfError> {
     match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(u),
         Ok(u) => Err(bad(format!("unsupported scheme {:?}", u.scheme()))),
-        Err(url::ParseError::RelativeUrlWithoutBase) => base.join(url).map_err(|e| bad(e.to_string())),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            base.join(url).map_err(|e| bad(e.to_string()))
+        }
         Err(e) => Err(bad(e.to_string())),
     }
 }
@@ -94,7 +96,10 @@ mod tests {
         let abs = resolve_upload_url(&base, "https://storage.example/x?sig=1").expect("abs");
         assert_eq!(abs.as_str(), "https://storage.example/x?sig=1");
         let rel = resolve_upload_url(&base, "/api/v1/files/gcs_proxy/abc").expect("rel");
-        assert_eq!(rel.as_str(), "https://westeurope-1.cognitedata.com/api/v1/files/gcs_proxy/abc");
+        assert_eq!(
+            rel.as_str(),
+            "https://westeurope-1.cognitedata.com/api/v1/files/gcs_proxy/abc"
+        );
         assert!(resolve_upload_url(&base, "ftp://x/y").is_err());
     }
 }

@@ -38,7 +38,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let (_temp, dir) = match &args.dir {
         Some(dir) => (None, dir.clone()),
         None => {
-            let temp = tempfile::Builder::new().prefix("cdf-syncd-demo-").tempdir()?;
+            let temp = tempfile::Builder::new()
+                .prefix("cdf-syncd-demo-")
+                .tempdir()?;
             let path = temp.path().to_owned();
             (Some(temp), path)
         }
@@ -65,12 +67,19 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
 
     let env = |name: &str| (name == SECRET_VAR).then(|| DEMO_CLIENT_SECRET.to_owned());
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
-    let root = settings.roots.first().context("the demo configuration has no root")?;
+    let root = settings
+        .roots
+        .first()
+        .context("the demo configuration has no root")?;
     let started = Instant::now();
     for (rel, _) in SAMPLES {
         upload_one(&client, &settings, root, &watch, Path::new(rel)).await?;
     }
-    println!("\nuploaded {} files in {:.1?}\n", SAMPLES.len(), started.elapsed());
+    println!(
+        "\nuploaded {} files in {:.1?}\n",
+        SAMPLES.len(),
+        started.elapsed()
+    );
 
     let files = wait_uploaded(&emulator, SAMPLES.len()).await?;
     print_table(&files, &watch, root)?;
@@ -100,7 +109,9 @@ fn write_samples(watch: &Path) -> anyhow::Result<()> {
 
 /// `config/demo.toml`, pointed at this emulator and directory, written and validated.
 fn write_config(dir: &Path, base_url: &str) -> anyhow::Result<(PathBuf, Settings)> {
-    let dir_text = dir.to_str().context("the demo directory is not valid UTF-8")?;
+    let dir_text = dir
+        .to_str()
+        .context("the demo directory is not valid UTF-8")?;
     let text = DEMO_CONFIG
         .replace("http://127.0.0.1:4300", base_url)
         .replace("/tmp/cdf-syncd-demo", dir_text);
@@ -162,7 +173,10 @@ async fn wait_uploaded(emulator: &Emulator, count: usize) -> anyhow::Result<Vec<
 }
 
 fn print_table(files: &[FileView], watch: &Path, root: &RootSettings) -> anyhow::Result<()> {
-    println!("{:<22} {:<16} {:>10}  {:<16}  local", "directory", "name", "size", "sha256");
+    println!(
+        "{:<22} {:<16} {:>10}  {:<16}  local",
+        "directory", "name", "size", "sha256"
+    );
     let mut mismatches = 0;
     for (rel, _) in SAMPLES {
         let mapped = crate::mapping::map_file(root, Path::new(rel))?;

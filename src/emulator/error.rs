@@ -38,7 +38,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
-
     /// 400 with the identifiers that were not found (CDF answers unknown ids this way).
     pub fn missing(items: Vec<Value>) -> Self {
         Self {

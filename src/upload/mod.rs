@@ -36,17 +36,27 @@ pub enum UploadError {
     #[error("{}: {source}", path.display())]
     Cdf { path: PathBuf, source: CdfError },
     #[error("{}: CDF returned {got} upload URLs for {want} parts", path.display())]
-    WrongUrlCount { path: PathBuf, want: u64, got: usize },
+    WrongUrlCount {
+        path: PathBuf,
+        want: u64,
+        got: usize,
+    },
 }
 
 /// Uploads a whole file; returns the CDF file (its `uploaded` flag may lag).
-pub async fn upload_whole(client: &CdfClient, req: &UploadRequest) -> Result<FileObject, UploadError> {
+pub async fn upload_whole(
+    client: &CdfClient,
+    req: &UploadRequest,
+) -> Result<FileObject, UploadError> {
     let cdf = |source| UploadError::Cdf {
         path: req.path.clone(),
         source,
     };
     if req.size == 0 {
-        let created = client.create_file(&req.file, req.overwrite).await.map_err(cdf)?;
+        let created = client
+            .create_file(&req.file, req.overwrite)
+            .await
+            .map_err(cdf)?;
         let kind = PutKind::Single {
             mime_type: req
                 .file
@@ -60,9 +70,11 @@ pub async fn upload_whole(client: &CdfClient, req: &UploadRequest) -> Result<Fil
             .map_err(cdf)?;
         return Ok(created.file);
     }
-    let plan = limits::plan(req.size, req.part_size, req.min_part_size).map_err(|source| UploadError::TooLarge {
-        path: req.path.clone(),
-        source,
+    let plan = limits::plan(req.size, req.part_size, req.min_part_size).map_err(|source| {
+        UploadError::TooLarge {
+            path: req.path.clone(),
+            source,
+        }
     })?;
     let session = client
         .init_multipart(&req.file, plan.parts, req.overwrite)
@@ -75,9 +87,16 @@ pub async fn upload_whole(client: &CdfClient, req: &UploadRequest) -> Result<Fil
             got: session.upload_urls.len(),
         });
     }
-    put_parts(client, &req.path, req.size, plan, &session.upload_urls, req.max_parallel_parts)
-        .await
-        .map_err(cdf)?;
+    put_parts(
+        client,
+        &req.path,
+        req.size,
+        plan,
+        &session.upload_urls,
+        req.max_parallel_parts,
+    )
+    .await
+    .map_err(cdf)?;
     client
         .complete_multipart(session.file.id, &session.upload_id)
         .await
@@ -97,7 +116,11 @@ async fn put_parts(
     futures_util::stream::iter(urls.iter().enumerate())
         .map(|(index, url)| {
             let (offset, len) = plan.range(index as u64, size);
-            async move { client.put_region(url, path, offset, len, &PutKind::Part).await }
+            async move {
+                client
+                    .put_region(url, path, offset, len, &PutKind::Part)
+                    .await
+            }
         })
         .buffer_unordered(parallel.max(1))
         .try_collect::<Vec<()>>()
@@ -128,7 +151,9 @@ pub fn file_create(mapped: &crate::mapping::CdfFile<'_>, modified_ms: Option<i64
         labels: fields
             .labels
             .iter()
-            .map(|l| crate::cdf::LabelRef { external_id: l.clone() })
+            .map(|l| crate::cdf::LabelRef {
+                external_id: l.clone(),
+            })
             .collect(),
     }
 }

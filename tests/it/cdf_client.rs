@@ -59,7 +59,9 @@ fn request(path: std::path::PathBuf, size: u64, xid: &str) -> UploadRequest {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[tokio::test]
@@ -67,7 +69,11 @@ async fn uploads_empty_small_and_multipart_files_intact_and_by_the_rules() {
     let cdf = strict_cdf().await;
     let client = client_for(&cdf, cdf_syncd::emulator::DEMO_CLIENT_SECRET);
     let dir = tempfile::tempdir().expect("tmp");
-    let cases = [("empty", 0usize), ("small", 1000), ("multi", 5 * MIN_PART as usize + 17)];
+    let cases = [
+        ("empty", 0usize),
+        ("small", 1000),
+        ("multi", 5 * MIN_PART as usize + 17),
+    ];
     for (i, (xid, len)) in cases.iter().enumerate() {
         let bytes = pattern(*len, i as u8);
         let path = dir.path().join(xid);
@@ -75,15 +81,30 @@ async fn uploads_empty_small_and_multipart_files_intact_and_by_the_rules() {
         let file = upload_whole(&client, &request(path, *len as u64, xid))
             .await
             .unwrap_or_else(|e| panic!("{xid}: {e}"));
-        let held = cdf.emu.files().into_iter().find(|f| f.id == file.id).expect("in emulator");
+        let held = cdf
+            .emu
+            .files()
+            .into_iter()
+            .find(|f| f.id == file.id)
+            .expect("in emulator");
         assert_eq!(held.size, Some(*len as u64), "{xid}");
-        assert_eq!(held.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()), "{xid}");
+        assert_eq!(
+            held.sha256.as_deref(),
+            Some(sha256_hex(&bytes).as_str()),
+            "{xid}"
+        );
     }
     let counters = cdf.emu.counters();
     assert_eq!(counters.bearer_on_upload_urls, 0);
-    assert!(counters.header_violations.values().all(|n| *n == 0), "{counters:?}");
+    assert!(
+        counters.header_violations.values().all(|n| *n == 0),
+        "{counters:?}"
+    );
     let found = client
-        .files_by_ids(&[Identity::ExternalId("multi".into()), Identity::ExternalId("nope".into())])
+        .files_by_ids(&[
+            Identity::ExternalId("multi".into()),
+            Identity::ExternalId("nope".into()),
+        ])
         .await
         .expect("byids");
     assert_eq!(found.len(), 1);
@@ -96,8 +117,12 @@ async fn errors_carry_status_request_id_and_retry_class() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("a");
     std::fs::write(&path, b"x").expect("write");
-    upload_whole(&client, &request(path.clone(), 1, "dup")).await.expect("first");
-    let err = upload_whole(&client, &request(path, 1, "dup")).await.expect_err("409");
+    upload_whole(&client, &request(path.clone(), 1, "dup"))
+        .await
+        .expect("first");
+    let err = upload_whole(&client, &request(path, 1, "dup"))
+        .await
+        .expect_err("409");
     let cdf_syncd::upload::UploadError::Cdf { source, .. } = err else {
         panic!("unexpected {err}")
     };
@@ -116,15 +141,24 @@ async fn errors_carry_status_request_id_and_retry_class() {
         }],
         ..Faults::default()
     });
-    let err = client.files_by_ids(&[Identity::Id(1)]).await.expect_err("503");
-    assert!(matches!(err.retry_class(), RetryClass::Throttled { .. }), "{err}");
+    let err = client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect_err("503");
+    assert!(
+        matches!(err.retry_class(), RetryClass::Throttled { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn rejected_credentials_are_permanent_and_say_so() {
     let cdf = strict_cdf().await;
     let client = client_for(&cdf, "wrong-secret");
-    let err = client.files_by_ids(&[Identity::Id(1)]).await.expect_err("401");
+    let err = client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect_err("401");
     assert_eq!(err.retry_class(), RetryClass::Permanent);
     let text = err.to_string();
     assert!(text.contains("rejected the client credentials"), "{text}");

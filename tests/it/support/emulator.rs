@@ -34,7 +34,11 @@ impl TestCdf {
 
     /// `{base}/api/v1/projects/{project}/{path}`.
     pub fn api(&self, path: &str) -> String {
-        format!("{}/api/v1/projects/{}/{path}", self.emu.base_url(), self.emu.project())
+        format!(
+            "{}/api/v1/projects/{}/{path}",
+            self.emu.base_url(),
+            self.emu.project()
+        )
     }
 
     /// POSTs JSON to an API path with the bearer token; returns status and body.
