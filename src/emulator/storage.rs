@@ -213,15 +213,10 @@ impl BlobWriter {
         if sent {
             return Ok(());
         }
-        // The thread stopped early: report its error.
+        // The thread stopped early (it only succeeds after `Finish`): report its error.
         match self.join().await {
             Err(err) => Err(err),
-            Ok(w) => {
-                if let Some(p) = &w.path {
-                    remove_quietly(p);
-                }
-                Err(io::Error::other("content writer stopped"))
-            }
+            Ok(_) => Err(io::Error::other("content writer stopped early")),
         }
     }
 
