@@ -29,7 +29,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
     /// The TOML configuration file.
-    #[arg(long, short, env = "CDF_SYNCD_CONFIG", default_value = "/etc/cdf-syncd/cdf-syncd.toml")]
+    #[arg(
+        long,
+        short,
+        env = "CDF_SYNCD_CONFIG",
+        default_value = "/etc/cdf-syncd/cdf-syncd.toml"
+    )]
     pub config: PathBuf,
 }
 

@@ -124,7 +124,10 @@ pub(crate) enum SessionKind {
     Single,
     /// `PUT /api/v1/files/gcs_proxy/{token}`: GCS resumable protocol; `received` bytes
     /// are persisted so far, in `staging` (created by the first chunk; start with None).
-    Gcs { received: u64, staging: Option<super::upload::GcsStaging> },
+    Gcs {
+        received: u64,
+        staging: Option<super::upload::GcsStaging>,
+    },
     /// `PUT /upload/{token}/parts/{i}`; the token doubles as the `uploadId`.
     Multipart { parts: Vec<Option<PartInfo>> },
 }
@@ -210,7 +213,10 @@ pub struct CountersSnapshot {
 impl CountersSnapshot {
     /// Requests to one endpoint ("POST files/completemultipartupload") with any status.
     pub fn total(&self, endpoint: &str) -> u64 {
-        self.requests.get(endpoint).map(|m| m.values().sum()).unwrap_or(0)
+        self.requests
+            .get(endpoint)
+            .map(|m| m.values().sum())
+            .unwrap_or(0)
     }
 
     /// Requests to one endpoint answered with `status`.
@@ -347,7 +353,12 @@ impl State {
     }
 
     /// Opens an upload session for `file_id` and returns its token.
-    pub fn open_session(&self, file_id: i64, mime_type: Option<String>, kind: SessionKind) -> String {
+    pub fn open_session(
+        &self,
+        file_id: i64,
+        mime_type: Option<String>,
+        kind: SessionKind,
+    ) -> String {
         let token = Self::random_token();
         let session = UploadSession {
             file_id,

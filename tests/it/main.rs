@@ -4,10 +4,10 @@
 // Test code may panic on unexpected states: that is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 mod cdf_client;
-mod emulator_storage;
-mod emulator_faults;
 mod config;
-mod emulator_api;
 mod demo;
+mod emulator_api;
+mod emulator_faults;
+mod emulator_storage;
+mod support;

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
-pub mod emulator;
 pub mod cli;
+pub mod emulator;
