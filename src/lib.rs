@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod fingerprint;
 pub mod mapping;
 pub mod secret;
+pub mod store;
 pub mod upload;
