@@ -6,6 +6,9 @@
 //! `completemultipartupload`). This first version has no checkpoints: the job store
 //! (sync-pipeline issue) records parts as they finish and resumes from them.
 
+pub mod finish;
+pub mod session;
+
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt};
