@@ -16,6 +16,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: watch the configured roots and keep them synced into CDF.
+    Run(RunArgs),
+    /// Scan every root once, upload everything pending, and exit (backfills, cron).
+    Sync(SyncArgs),
     /// Validate a configuration file and print the resolved plan.
     CheckConfig(CheckConfigArgs),
     /// Run the built-in CDF emulator (a local stand-in for CDF, for tests and demos).
@@ -28,6 +32,33 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
+    /// The TOML configuration file.
+    #[arg(
+        long,
+        short,
+        env = "CDF_SYNCD_CONFIG",
+        default_value = "/etc/cdf-syncd/cdf-syncd.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The TOML configuration file.
+    #[arg(
+        long,
+        short,
+        env = "CDF_SYNCD_CONFIG",
+        default_value = "/etc/cdf-syncd/cdf-syncd.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Scan once and exit when everything is synced (the only mode for now).
+    #[arg(long, required = true)]
+    pub once: bool,
     /// The TOML configuration file.
     #[arg(
         long,

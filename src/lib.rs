@@ -9,6 +9,7 @@ pub mod cdf;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod fingerprint;
@@ -16,3 +17,4 @@ pub mod mapping;
 pub mod secret;
 pub mod store;
 pub mod upload;
+pub mod watch;

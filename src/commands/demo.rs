@@ -2,10 +2,9 @@
 //!
 //! Starts the built-in emulator on a free port, writes a sample tree (small files, an
 //! empty file, a file large enough for several parts) and a configuration for it
-//! (`config/demo.toml` pointed at this emulator and directory), uploads every file the
-//! way cdf-syncd does, and prints each file as the emulator holds it, checked against
-//! the local SHA-256. Once the daemon exists (sync-pipeline issue), the upload loop is
-//! replaced by the daemon itself.
+//! (`config/demo.toml` pointed at this emulator and directory), runs the sync
+//! pipeline on it (`sync --once`, in-process), and prints each file as the emulator
+//! holds it, checked against the local SHA-256.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,11 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sha2::Digest;
 
-use crate::cdf::{CdfClient, ClientConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::cdf::limits::MIN_PART;
 use crate::cli::DemoArgs;
-use crate::config::{PartSize, RootSettings, Settings};
+use crate::config::{RootSettings, Settings};
+use crate::daemon::Mode;
 use crate::emulator::{DEMO_CLIENT_SECRET, Emulator, EmulatorConfig, FileView};
-use crate::upload::{UploadRequest, file_create, upload_whole};
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 const SECRET_VAR: &str = "CDF_SYNCD_DEMO_SECRET";
@@ -65,24 +66,23 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     println!("sample tree in {}", watch.display());
     println!("configuration in {}\n", config_path.display());
 
-    let env = |name: &str| (name == SECRET_VAR).then(|| DEMO_CLIENT_SECRET.to_owned());
-    let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
     let root = settings
         .roots
         .first()
-        .context("the demo configuration has no root")?;
+        .context("the demo configuration has no root")?
+        .clone();
     let started = Instant::now();
-    for (rel, _) in SAMPLES {
-        upload_one(&client, &settings, root, &watch, Path::new(rel)).await?;
-    }
+    let tally =
+        crate::daemon::run(settings, Mode::Once, MIN_PART, CancellationToken::new()).await?;
     println!(
-        "\nuploaded {} files in {:.1?}\n",
-        SAMPLES.len(),
-        started.elapsed()
+        "\nsynced {} files in {:.1?} ({} failed)\n",
+        tally.synced,
+        started.elapsed(),
+        tally.failed
     );
 
     let files = wait_uploaded(&emulator, SAMPLES.len()).await?;
-    print_table(&files, &watch, root)?;
+    print_table(&files, &watch, &root)?;
     println!(
         "\nNext: keep an emulator running with `cdf-syncd emulator --listen 127.0.0.1:4300`, then\n\
          see how paths map with `CDF_SYNCD_DEMO_SECRET=demo-secret cdf-syncd check-config --config config/demo.toml`;\n\
@@ -112,49 +112,20 @@ fn write_config(dir: &Path, base_url: &str) -> anyhow::Result<(PathBuf, Settings
     let dir_text = dir
         .to_str()
         .context("the demo directory is not valid UTF-8")?;
+    let secret = dir.join("client-secret");
+    std::fs::write(&secret, DEMO_CLIENT_SECRET)?;
     let text = DEMO_CONFIG
         .replace("http://127.0.0.1:4300", base_url)
-        .replace("/tmp/cdf-syncd-demo", dir_text);
+        .replace("/tmp/cdf-syncd-demo", dir_text)
+        .replace(
+            &format!("client_secret_env = \"{SECRET_VAR}\""),
+            &format!("client_secret_file = \"{}\"", secret.display()),
+        );
     let path = dir.join("cdf-syncd.toml");
     std::fs::write(&path, &text)?;
-    let env = |name: &str| (name == SECRET_VAR).then(|| DEMO_CLIENT_SECRET.to_owned());
-    let settings = crate::config::parse_with_env(&text, &path.display().to_string(), &env)
+    let settings = crate::config::parse(&text, &path.display().to_string())
         .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
     Ok((path, settings))
-}
-
-async fn upload_one(
-    client: &CdfClient,
-    settings: &Settings,
-    root: &RootSettings,
-    watch: &Path,
-    rel: &Path,
-) -> anyhow::Result<()> {
-    let path = watch.join(rel);
-    let mapped = crate::mapping::map_file(root, rel)?;
-    let size = tokio::fs::metadata(&path).await?.len();
-    let request = UploadRequest {
-        path,
-        size,
-        file: file_create(&mapped, None),
-        overwrite: false,
-        part_size: match settings.upload.part_size {
-            PartSize::Auto => None,
-            PartSize::Fixed(n) => Some(n),
-        },
-        min_part_size: crate::cdf::limits::MIN_PART,
-        max_parallel_parts: settings.upload.max_parallel_parts,
-    };
-    let started = Instant::now();
-    let file = upload_whole(client, &request).await?;
-    println!(
-        "  uploaded {:<28} {:>10}  {:>7.1?}  id {}",
-        rel.display(),
-        bytesize::ByteSize::b(size).to_string(),
-        started.elapsed(),
-        file.id
-    );
-    Ok(())
 }
 
 /// The emulator's files once all `count` read `uploaded = true` (10 s deadline).

@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 pub mod check_config;
 #[cfg(feature = "emulator")]
 pub mod demo;
+pub mod run;
 
 /// Exit code for invalid input (a bad configuration file, bad arguments).
 pub const EXIT_INVALID: u8 = 2;
@@ -15,6 +16,8 @@ pub const EXIT_INVALID: u8 = 2;
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Sync(args) => run::sync(&args),
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => report(crate::emulator::cli::run(args)),
         #[cfg(feature = "emulator")]

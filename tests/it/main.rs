@@ -11,3 +11,5 @@ mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
 mod support;
+mod sync;
+mod watch;

@@ -1,0 +1,86 @@
+//! The daemon: watch -> intake -> job store -> scheduler -> workers -> CDF.
+//!
+//! `run` wires the stages together under one cancellation token: the watcher sends
+//! stable files, intake records them as jobs (durably, in batches), the scheduler
+//! hands due jobs to workers. `sync --once` is the same pipeline with a one-shot scan
+//! that ends when every root was scanned and every job settled. Shutdown cancels the
+//! token: intake stops, workers stop between parts, the store is flushed.
+
+mod intake;
+mod parts;
+mod scheduler;
+mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+pub use scheduler::{ONCE_MAX_ATTEMPTS, Tally};
+
+use crate::cdf::{CdfClient, ClientConfig};
+use crate::config::Settings;
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// How to run the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep watching until cancelled.
+    Daemon,
+    /// Scan once, upload everything pending, return.
+    Once,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("job store: {0}")]
+    Store(#[from] StoreError),
+    #[error("client secret: {0}")]
+    Secret(#[from] crate::config::SecretError),
+    #[error("CDF client: {0}")]
+    Client(#[from] crate::cdf::CdfError),
+    #[error("watcher: {0}")]
+    Watch(String),
+}
+
+/// Runs the pipeline until `cancel` fires (daemon) or everything is settled (once).
+/// `min_part_size` is CDF's minimum unless a test lowers it.
+pub async fn run(
+    settings: Settings,
+    mode: Mode,
+    min_part_size: u64,
+    cancel: CancellationToken,
+) -> Result<Tally, DaemonError> {
+    let settings = Arc::new(settings);
+    let store = Arc::new(Store::open(&settings.state.dir, StoreOptions::default())?);
+    let env = |name: &str| std::env::var(name).ok();
+    let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
+    let ctx = Arc::new(worker::Ctx {
+        client,
+        store: store.clone(),
+        settings: settings.clone(),
+        min_part_size,
+    });
+    let wake = Arc::new(Notify::new());
+    let intake_done = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(1024);
+    let watcher = crate::watch::spawn(settings.clone(), mode == Mode::Once, tx, cancel.clone())
+        .map_err(|e| DaemonError::Watch(e.to_string()))?;
+    let intake = tokio::spawn(intake::run(
+        store.clone(),
+        rx,
+        wake.clone(),
+        intake_done.clone(),
+        settings.roots.len(),
+    ));
+    let until = match mode {
+        Mode::Daemon => scheduler::Until::Cancelled,
+        Mode::Once => scheduler::Until::Idle,
+    };
+    let tally = scheduler::run(ctx, wake, intake_done, cancel.clone(), until).await;
+    cancel.cancel();
+    let _ = watcher.await;
+    let _ = intake.await;
+    store.flush().await?;
+    Ok(tally?)
+}

@@ -1,0 +1,348 @@
+//! One job, from wherever the store says it stands to `Done`, then compaction.
+//!
+//! The order of every step follows one rule: write the transition, flush, then do
+//! the side effect it allows. A part counts as done only once its record is durable;
+//! `completemultipartupload` is sent only once every part is durable and the state
+//! says `Completing`; the source is deleted or moved only after CDF reports
+//! `uploaded`. A restart therefore resumes from the last durable step: stored URLs
+//! (if younger than six days and the file is unchanged) and only the parts not yet
+//! recorded. A file that changed during upload is never completed: the job waits
+//! for it to settle and starts a new session for the same CDF file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cdf::limits::{self, PartPlan};
+use crate::cdf::{CdfClient, CdfError, Identity, PutKind, RetryClass};
+use crate::config::{PartSize, RootSettings, Settings};
+use crate::fingerprint::Fingerprint;
+use crate::mapping::{self, CdfFile};
+use crate::store::{FailureKind, Job, JobState, Store, StoreError, SyncedFile, Target, Upload};
+use crate::upload::{file_create, finish, session};
+
+/// What a worker needs; shared by every worker.
+pub struct Ctx {
+    pub client: CdfClient,
+    pub store: Arc<Store>,
+    pub settings: Arc<Settings>,
+    /// CDF's minimum part size (lowered only against a test emulator).
+    pub min_part_size: u64,
+}
+
+/// How a job run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Synced {
+        file_id: i64,
+    },
+    /// The source vanished (or its root was removed): the job was dropped.
+    Dropped,
+    /// Shutdown asked the worker to stop between parts; the job resumes next start.
+    Interrupted,
+    /// The job failed and is in `Failed` (retried later if transient).
+    Failed,
+}
+
+/// Why one attempt at a job stopped short; decides the `Failed` kind.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Stop {
+    #[error(transparent)]
+    Cdf(#[from] CdfError),
+    #[error(transparent)]
+    Finish(#[from] finish::FinishError),
+    #[error("{0}")]
+    Permanent(String),
+    #[error("{0}")]
+    Wait(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("vanished")]
+    Vanished,
+    #[error("interrupted")]
+    Interrupted,
+}
+
+pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Result<Outcome, StoreError> {
+    let started = Instant::now();
+    let id = job.id;
+    match attempt(ctx, &job, cancel).await {
+        Ok((file_id, size)) => {
+            tracing::info!(job = %id, path = %job.key, size, elapsed = ?started.elapsed(), file_id, "synced");
+            Ok(Outcome::Synced { file_id })
+        }
+        Err(Stop::Vanished) => {
+            tracing::info!(job = %id, path = %job.key, "source vanished; job dropped");
+            ctx.store.forget(id)?;
+            Ok(Outcome::Dropped)
+        }
+        Err(Stop::Interrupted) => Ok(Outcome::Interrupted),
+        Err(Stop::Store(e)) => Err(e),
+        Err(stop) => {
+            let kind = failure_kind(&stop);
+            let delay = retry_delay(&ctx.settings, &stop, job.attempts);
+            let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            match kind {
+                FailureKind::Permanent => {
+                    tracing::error!(job = %id, path = %job.key, error = %stop, "upload failed; `cdf-syncd retry` re-queues it")
+                }
+                FailureKind::Transient => {
+                    tracing::warn!(job = %id, path = %job.key, error = %stop, retry_in = ?delay, "upload failed; will retry")
+                }
+            }
+            ctx.store
+                .record_failure(id, kind, retry_at, &stop.to_string())?;
+            ctx.store.flush().await?;
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// One pass over the job; returns the CDF file id and size on success.
+async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i64, u64), Stop> {
+    let root = ctx
+        .settings
+        .roots
+        .iter()
+        .find(|r| r.id == job.key.root)
+        .ok_or(Stop::Vanished)?;
+    let path = root.path.join(job.key.rel_path());
+    let fp = stat(&path).await?;
+    if fp.size > root.max_file_size {
+        return Err(Stop::Permanent(format!(
+            "{} bytes is over max_file_size ({} bytes)",
+            fp.size, root.max_file_size
+        )));
+    }
+    let mapped =
+        mapping::map_file(root, job.key.rel_path()).map_err(|e| Stop::Permanent(e.to_string()))?;
+    let plan = part_plan(ctx, fp.size)?;
+    let upload = match &job.state {
+        JobState::Done { file_id } => {
+            return finish_job(ctx, job, root, &mapped, *file_id, fp).await;
+        }
+        JobState::Completing(u) if u.source == fp => u.clone(),
+        JobState::Uploading(u) if u.source == fp && session::urls_fresh(u, now_ms()) => u.clone(),
+        JobState::Uploading(u) | JobState::Completing(u) => {
+            let fresh = session::relink(&ctx.client, u.file_id, plan, fp, now_ms()).await?;
+            start(ctx, job, fresh).await?
+        }
+        JobState::Queued | JobState::Failed { .. } => {
+            if fp != job.fingerprint {
+                return Err(Stop::Wait(
+                    "the file changed since it was queued; waiting for it to settle".into(),
+                ));
+            }
+            let file = file_create(&mapped, Some(fp.mtime_ms()));
+            let opened =
+                session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?;
+            start(ctx, job, opened).await?
+        }
+    };
+    let upload = send_content(ctx, job, &path, upload, plan, mapped.mime_type, cancel).await?;
+    let file_id = complete(ctx, job, &path, upload).await?;
+    finish_job(ctx, job, root, &mapped, file_id, fp).await
+}
+
+/// Records a new session (clearing old part checkpoints) and makes it durable.
+async fn start(ctx: &Ctx, job: &Job, upload: Upload) -> Result<Upload, Stop> {
+    ctx.store.start_upload(job.id, upload.clone())?;
+    ctx.store.flush().await?;
+    Ok(upload)
+}
+
+/// PUTs whatever is not yet durable; a storage URL that is gone (403/404/410) gets a
+/// fresh session once.
+async fn send_content(
+    ctx: &Ctx,
+    job: &Job,
+    path: &Path,
+    mut upload: Upload,
+    plan: Option<PartPlan>,
+    mime_type: &str,
+    cancel: &CancellationToken,
+) -> Result<Upload, Stop> {
+    let mut relinked = false;
+    loop {
+        match put_missing(ctx, job, path, &upload, mime_type, cancel).await {
+            Err(Stop::Cdf(e)) if !relinked && url_gone(&e) => {
+                tracing::info!(job = %job.id, error = %e, "upload URL no longer valid; getting a new one");
+                let fresh =
+                    session::relink(&ctx.client, upload.file_id, plan, upload.source, now_ms())
+                        .await?;
+                upload = start(ctx, job, fresh).await?;
+                relinked = true;
+            }
+            other => return other.map(|()| upload),
+        }
+    }
+}
+
+fn url_gone(e: &CdfError) -> bool {
+    matches!(e, CdfError::Api { endpoint, error } if endpoint == "upload PUT" && matches!(error.status, 403 | 404 | 410))
+}
+
+async fn put_missing(
+    ctx: &Ctx,
+    job: &Job,
+    path: &Path,
+    upload: &Upload,
+    mime_type: &str,
+    cancel: &CancellationToken,
+) -> Result<(), Stop> {
+    let size = upload.source.size;
+    match &upload.target {
+        Target::Single { url } => {
+            let kind = PutKind::Single {
+                mime_type: mime_type.to_owned(),
+            };
+            session::put_with_retries(&ctx.client, url, path, 0, size, &kind).await?;
+            Ok(())
+        }
+        Target::Multipart {
+            urls, part_size, ..
+        } => {
+            let done = ctx.store.parts_done(job.id)?;
+            let plan = PartPlan {
+                part_size: *part_size,
+                parts: urls.len() as u64,
+            };
+            let todo: Vec<u32> = (0..urls.len() as u32)
+                .filter(|p| !done.contains(p))
+                .collect();
+            super::parts::send(ctx, job.id, path, size, plan, urls, &todo, cancel).await
+        }
+    }
+}
+
+/// Checks the source is unchanged, then completes the multipart session.
+async fn complete(ctx: &Ctx, job: &Job, path: &Path, upload: Upload) -> Result<i64, Stop> {
+    if stat(path).await? != upload.source {
+        return Err(Stop::Wait(
+            "the file changed during upload; it will be sent again once it settles".into(),
+        ));
+    }
+    let Target::Multipart { upload_id, .. } = &upload.target else {
+        return Ok(upload.file_id);
+    };
+    ctx.store
+        .set_state(job.id, JobState::Completing(upload.clone()))?;
+    ctx.store.flush().await?;
+    match ctx
+        .client
+        .complete_multipart(upload.file_id, upload_id)
+        .await
+    {
+        Ok(()) => Ok(upload.file_id),
+        Err(e) if e.retry_class() == RetryClass::Permanent => {
+            // Completed before (a lost reply)? CDF knows.
+            let found = ctx
+                .client
+                .files_by_ids(&[Identity::Id(upload.file_id)])
+                .await?;
+            if found.iter().any(|f| f.uploaded) {
+                Ok(upload.file_id)
+            } else {
+                Err(e.into())
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Done in CDF: fix overwritten fields, run `after_upload`, compact the job.
+async fn finish_job(
+    ctx: &Ctx,
+    job: &Job,
+    root: &RootSettings,
+    mapped: &CdfFile<'_>,
+    file_id: i64,
+    fp: Fingerprint,
+) -> Result<(i64, u64), Stop> {
+    ctx.store.set_state(job.id, JobState::Done { file_id })?;
+    ctx.store.flush().await?;
+    if job.overwrite {
+        let source = mapped.fields.source.as_deref();
+        finish::set_directory_and_source(&ctx.client, file_id, &mapped.directory, source).await?;
+    }
+    if root.after_upload != crate::config::AfterUpload::Keep {
+        finish::wait_uploaded(&ctx.client, file_id).await?;
+        finish::apply_after_upload(&root.after_upload, &root.path, job.key.rel_path(), fp).await?;
+    }
+    let synced = SyncedFile {
+        fingerprint: fp,
+        file_id,
+        synced_ms: now_ms(),
+    };
+    ctx.store.finish(job.id, synced)?;
+    ctx.store.flush().await?;
+    Ok((file_id, fp.size))
+}
+
+async fn stat(path: &Path) -> Result<Fingerprint, Stop> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.is_file() => Ok(Fingerprint::of(&meta)),
+        Ok(_) => Err(Stop::Vanished),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Stop::Vanished),
+        Err(e) => Err(Stop::Permanent(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn part_plan(ctx: &Ctx, size: u64) -> Result<Option<PartPlan>, Stop> {
+    if size == 0 {
+        return Ok(None);
+    }
+    let preferred = match ctx.settings.upload.part_size {
+        PartSize::Auto => None,
+        PartSize::Fixed(n) => Some(n),
+    };
+    limits::plan(size, preferred, ctx.min_part_size)
+        .map(Some)
+        .map_err(|e| Stop::Permanent(e.to_string()))
+}
+
+fn failure_kind(stop: &Stop) -> FailureKind {
+    match stop {
+        Stop::Permanent(_) => FailureKind::Permanent,
+        Stop::Cdf(e) | Stop::Finish(finish::FinishError::Cdf(e)) => match e.retry_class() {
+            RetryClass::Permanent => FailureKind::Permanent,
+            _ => FailureKind::Transient,
+        },
+        Stop::Finish(finish::FinishError::Io { .. }) => FailureKind::Permanent,
+        _ => FailureKind::Transient,
+    }
+}
+
+/// Per-job backoff: waiting for a file to settle takes `stable_for`; transient
+/// failures back off exponentially (full jitter) up to the configured maximum, or
+/// as long as CDF's `Retry-After` asks.
+fn retry_delay(settings: &Settings, stop: &Stop, attempts: u32) -> std::time::Duration {
+    if let Stop::Wait(_) = stop {
+        return settings.sync.stable_for;
+    }
+    if let Stop::Cdf(e) = stop
+        && let RetryClass::Throttled {
+            retry_after: Some(d),
+        } = e.retry_class()
+    {
+        return d;
+    }
+    let retry = settings.upload.retry;
+    let cap = retry
+        .initial_backoff
+        .saturating_mul(1u32 << attempts.min(16))
+        .min(retry.max_backoff);
+    cap.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
