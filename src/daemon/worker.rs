@@ -119,22 +119,34 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
     let mapped =
         mapping::map_file(root, job.key.rel_path()).map_err(|e| Stop::Permanent(e.to_string()))?;
     let plan = part_plan(ctx, fp.size)?;
+    if fp != job.fingerprint && !matches!(job.state, JobState::Done { .. }) {
+        // The watcher queues the new version once it is stable again.
+        return Err(Stop::Wait(
+            "the file changed since it was queued; waiting for it to settle".into(),
+        ));
+    }
     let upload = match &job.state {
         JobState::Done { file_id } => {
             return finish_job(ctx, job, root, &mapped, *file_id, fp).await;
         }
         JobState::Completing(u) if u.source == fp => u.clone(),
-        JobState::Uploading(u) if u.source == fp && session::urls_fresh(u, now_ms()) => u.clone(),
-        JobState::Uploading(u) | JobState::Completing(u) => {
+        JobState::Uploading(u)
+        | JobState::Failed {
+            resume: Some(u), ..
+        } if u.source == fp && session::urls_fresh(u, now_ms()) => {
+            ctx.store
+                .set_state(job.id, JobState::Uploading(u.clone()))?;
+            u.clone()
+        }
+        JobState::Uploading(u)
+        | JobState::Completing(u)
+        | JobState::Failed {
+            resume: Some(u), ..
+        } => {
             let fresh = session::relink(&ctx.client, u.file_id, plan, fp, now_ms()).await?;
             start(ctx, job, fresh).await?
         }
         JobState::Queued | JobState::Failed { .. } => {
-            if fp != job.fingerprint {
-                return Err(Stop::Wait(
-                    "the file changed since it was queued; waiting for it to settle".into(),
-                ));
-            }
             let file = file_create(&mapped, Some(fp.mtime_ms()));
             let opened =
                 session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?;

@@ -3,7 +3,7 @@
 //! ```text
 //! Queued -> Uploading(Upload) -> Completing(Upload) -> Done { file_id } -> (compacted)
 //!    ^           |                     |
-//!    +---- Failed { attempts, retry_at, last_error } <-+
+//!    +---- Failed { retry_at, last_error, resume } <---+
 //! ```
 //!
 //! A job is per local file (root id + path relative to the root). `Uploading` holds
@@ -108,6 +108,9 @@ pub enum JobState {
         kind: FailureKind,
         retry_at_ms: i64,
         last_error: String,
+        /// The upload session that was in progress, kept with its part checkpoints
+        /// so that the retry resumes it instead of starting over.
+        resume: Option<Upload>,
     },
 }
 

@@ -69,14 +69,19 @@ pub(crate) fn part_count(upload: &Upload) -> u32 {
     }
 }
 
+/// The upload session a state holds: in progress, or kept by a failure to resume.
 fn session(state: &JobState) -> Option<&Upload> {
     match state {
         JobState::Uploading(u) | JobState::Completing(u) => Some(u),
+        JobState::Failed {
+            resume: Some(u), ..
+        } => Some(u),
         _ => None,
     }
 }
 
-/// Parts survive a transition only within one upload session (same file and target).
+/// Parts survive a transition only within one upload session (same file and target);
+/// a failure during a session keeps it (and its parts) for the retry.
 fn parts_after(old: &JobState, new: &JobState) -> Parts {
     match (session(old), session(new)) {
         (Some(a), Some(b)) if a.file_id == b.file_id && a.target == b.target => Parts::Keep,
@@ -173,8 +178,9 @@ pub(crate) fn apply(old: Job, op: JobOp) -> Result<Change, StoreError> {
                 kind,
                 retry_at_ms,
                 last_error: error,
+                resume: session(&old.state).cloned(),
             };
-            Parts::Clear
+            parts_after(&old.state, &new.state)
         }
         JobOp::PartDone(part) => return part_done(old, part),
         JobOp::Retry => return retry(old),
@@ -263,6 +269,49 @@ mod tests {
         );
         assert_eq!(parts_after(&up(&a), &JobState::Queued), Parts::Clear);
         assert_eq!(parts_after(&JobState::Queued, &up(&a)), Parts::Clear);
+    }
+
+    #[test]
+    fn a_failure_keeps_the_session_and_its_parts_for_the_retry() {
+        let a = upload(1, "x");
+        let failed = |resume: Option<Upload>| JobState::Failed {
+            kind: FailureKind::Transient,
+            retry_at_ms: 0,
+            last_error: "503".into(),
+            resume,
+        };
+        let job = Job {
+            id: JobId(7),
+            key: FileKey::new("r", std::path::Path::new("f")),
+            fingerprint: a.source,
+            overwrite: false,
+            state: JobState::Uploading(a.clone()),
+            attempts: 0,
+            created_ms: 0,
+        };
+        let op = JobOp::Fail {
+            kind: FailureKind::Transient,
+            retry_at_ms: 5,
+            error: "503".into(),
+        };
+        let change = apply(job, op).expect("fail");
+        assert_eq!(change.parts, Parts::Keep);
+        let new = change.new.expect("job stays");
+        assert!(matches!(&new.state, JobState::Failed { resume: Some(u), .. } if *u == a));
+        assert_eq!(new.attempts, 1);
+        // Resuming the same session keeps the parts; anything else clears them.
+        assert_eq!(
+            parts_after(&failed(Some(a.clone())), &JobState::Uploading(a.clone())),
+            Parts::Keep
+        );
+        assert_eq!(
+            parts_after(&failed(Some(a.clone())), &JobState::Queued),
+            Parts::Clear
+        );
+        assert_eq!(
+            parts_after(&failed(Some(a)), &JobState::Uploading(upload(1, "y"))),
+            Parts::Clear
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod cdf_client;
 mod config;
+mod crash;
 mod demo;
 mod emulator_api;
 mod emulator_faults;

@@ -230,6 +230,16 @@ fn parts_belong_to_one_upload_session(s: Store) {
     s.mark_part_done(id, 1).unwrap();
     s.record_failure(id, FailureKind::Transient, 5, "reset")
         .unwrap();
+    assert_eq!(
+        s.parts_done(id).unwrap(),
+        vec![1],
+        "a failure keeps the session for the retry"
+    );
+    s.set_state(id, JobState::Uploading(upload(2, 3))).unwrap();
+    assert_eq!(s.parts_done(id).unwrap(), vec![1], "resumed");
+    s.record_failure(id, FailureKind::Transient, 5, "again")
+        .unwrap();
+    s.retry(id).unwrap();
     assert!(
         s.parts_done(id).unwrap().is_empty(),
         "leaving the session clears"

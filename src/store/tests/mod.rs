@@ -109,7 +109,12 @@ pub(super) fn check_sled_invariants(store: &Store) {
         let job = jobs
             .get(&codec::id_from_key(&k).unwrap())
             .expect("part of a live job");
-        let (JobState::Uploading(u) | JobState::Completing(u)) = &job.state else {
+        let (JobState::Uploading(u)
+        | JobState::Completing(u)
+        | JobState::Failed {
+            resume: Some(u), ..
+        }) = &job.state
+        else {
             panic!("part record for a {} job", job.state.name());
         };
         assert!(codec::part_from_key(&k).unwrap() < rules::part_count(u));

@@ -177,10 +177,17 @@ fn check_invariants(s: &Store, ever: &BTreeSet<JobId>) {
     assert_eq!(paths.len(), jobs.len(), "one job per path");
     for id in ever {
         let parts = s.parts_done(*id).unwrap();
-        let in_session = s
-            .job(*id)
-            .unwrap()
-            .is_some_and(|j| matches!(j.state, JobState::Uploading(_) | JobState::Completing(_)));
+        let in_session = s.job(*id).unwrap().is_some_and(|j| {
+            matches!(
+                j.state,
+                JobState::Uploading(_)
+                    | JobState::Completing(_)
+                    | JobState::Failed {
+                        resume: Some(_),
+                        ..
+                    }
+            )
+        });
         assert!(
             in_session || parts.is_empty(),
             "job {id} has parts {parts:?}"

@@ -1,0 +1,171 @@
+//! A watched tree, its configuration and an emulator, for tests that run the real
+//! `cdf-syncd` binary (`sync --once`, `run`) against the in-process emulator.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cdf_syncd::emulator::{EmulatorConfig, FileView};
+
+use super::emulator::TestCdf;
+
+/// Multipart part size the tests configure (the emulator's minimum is lowered to it).
+pub const PART: usize = 64 * 1024;
+
+pub struct Tree {
+    pub cdf: TestCdf,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Tree {
+    /// A strict-headers emulator and a configuration with one root `it` at `watch/`,
+    /// 64 KiB parts and a short `stable_for`; `extra` is appended to the TOML.
+    pub async fn new(extra: &str) -> Self {
+        let cdf = TestCdf::start(EmulatorConfig {
+            strict_headers: true,
+            min_part_size: PART as u64,
+            ..EmulatorConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("watch")).expect("mkdir");
+        let config = dir.path().join("cdf-syncd.toml");
+        let base = cdf.emu.base_url();
+        let text = format!(
+            r#"
+[cdf]
+base_url = "{base}"
+project = "{project}"
+allow_insecure_http = true
+[cdf.auth]
+token_url = "{base}/oauth2/token"
+client_id = "cdf-syncd-demo"
+client_secret_env = "IT_SECRET"
+[[roots]]
+id = "it"
+path = "{watch}"
+directory_prefix = "/site"
+external_id_prefix = "gw:"
+exclude = ["*.skip"]
+[sync]
+stable_for = "200ms"
+[upload]
+part_size = "64 KiB"
+max_parallel_parts = 3
+[state]
+dir = "{state}"
+{extra}
+"#,
+            project = cdf.emu.project(),
+            watch = dir.path().join("watch").display(),
+            state = dir.path().join("state").display(),
+        );
+        std::fs::write(&config, text).expect("config");
+        Self { cdf, dir, config }
+    }
+
+    pub fn watch(&self) -> PathBuf {
+        self.dir.path().join("watch")
+    }
+
+    pub fn write(&self, rel: &str, bytes: &[u8]) {
+        let path = self.watch().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdf-syncd"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("IT_SECRET", "demo-secret")
+            .env("RUST_LOG", "info");
+        cmd
+    }
+
+    /// Runs `sync --once` in a blocking thread (the emulator serves on this runtime).
+    pub async fn sync_once(&self) -> (bool, String) {
+        let mut cmd = self.command(&["sync", "--once"]);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run sync"))
+            .await
+            .expect("join");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Starts the daemon (`run`); its log goes to `<dir>/daemon-<n>.log`.
+    pub fn start_daemon(&self, n: usize) -> Child {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("daemon-{n}.log"))).expect("log");
+        self.command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon")
+    }
+
+    pub fn daemon_log(&self, n: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default()
+    }
+
+    /// The emulator's file with this externalId.
+    pub fn held(&self, external_id: &str) -> FileView {
+        self.cdf
+            .emu
+            .files()
+            .into_iter()
+            .find(|f| f.external_id.as_deref() == Some(external_id))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{external_id} not in the emulator: {:#?}",
+                    self.cdf.emu.files()
+                )
+            })
+    }
+}
+
+/// A deterministic byte pattern.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+/// How often the polling helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `cond` every 20 ms until it holds or `secs` pass (then panics with `what`).
+pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// SIGTERM, then waits for the exit status (SIGKILL after 15 s).
+pub async fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().expect("wait");
+            }
+            std::thread::sleep(POLL);
+        }
+    })
+    .await
+    .expect("join")
+}
