@@ -78,7 +78,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
         "\nsynced {} files in {:.1?} ({} failed)\n",
         tally.synced,
         started.elapsed(),
-        tally.failed
+        tally.failed_jobs
     );
 
     let files = wait_uploaded(&emulator, SAMPLES.len()).await?;

@@ -35,9 +35,9 @@ pub fn sync(args: &SyncArgs) -> ExitCode {
         Ok(tally) => {
             println!(
                 "synced {} files, {} failed, {} vanished",
-                tally.synced, tally.failed, tally.dropped
+                tally.synced, tally.failed_jobs, tally.dropped
             );
-            if tally.failed == 0 {
+            if tally.failed_jobs == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

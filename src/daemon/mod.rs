@@ -20,7 +20,7 @@ pub use scheduler::{ONCE_MAX_ATTEMPTS, Tally};
 
 use crate::cdf::{CdfClient, ClientConfig};
 use crate::config::Settings;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{StateKind, Store, StoreError, StoreOptions};
 
 /// How to run the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,5 +82,7 @@ pub async fn run(
     let _ = watcher.await;
     let _ = intake.await;
     store.flush().await?;
-    Ok(tally?)
+    let mut tally = tally?;
+    tally.failed_jobs = store.counts()?.get(StateKind::Failed);
+    Ok(tally)
 }

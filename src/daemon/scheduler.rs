@@ -23,7 +23,10 @@ use super::worker::{self, Ctx, Outcome};
 pub struct Tally {
     pub synced: u64,
     pub dropped: u64,
-    pub failed: u64,
+    /// Failed attempts (each retried or left failed).
+    pub failed_attempts: u64,
+    /// Jobs left in `Failed` when the run ended (set by the daemon, from the store).
+    pub failed_jobs: u64,
 }
 
 /// When the scheduler should stop.
@@ -123,7 +126,7 @@ fn settle(
     match outcome? {
         Outcome::Synced { .. } => tally.synced += 1,
         Outcome::Dropped => tally.dropped += 1,
-        Outcome::Failed => tally.failed += 1,
+        Outcome::Failed => tally.failed_attempts += 1,
         Outcome::Interrupted => {}
     }
     Ok(())

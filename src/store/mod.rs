@@ -9,9 +9,10 @@
 //!
 //! **Durability rule for callers: write the transition, `flush().await`, then do the
 //! side effect it allows** (send the next request, complete the upload, delete or move
-//! the source, report success). A write that was not flushed can vanish on a crash
-//! (sled buffers in-process; see `docs/` and DEPENDENCIES.md §2.2); `flush` is group
-//! commit, so many workers flushing at once share one fsync.
+//! the source, report success). A write that was not flushed can vanish on a crash,
+//! even a plain process abort (sled buffers writes inside the process); `flush` is
+//! group commit, so many workers flushing at once share one fsync. Losing unflushed
+//! writes only costs re-work: a part is sent again, a file is found by the next scan.
 //!
 //! **What may block**: point operations (`enqueue`, `job`, `set_state`, `finish`, ...)
 //! take microseconds and are fine on the async runtime. `open` (it reads every record

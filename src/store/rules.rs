@@ -70,7 +70,7 @@ pub(crate) fn part_count(upload: &Upload) -> u32 {
 }
 
 /// The upload session a state holds: in progress, or kept by a failure to resume.
-fn session(state: &JobState) -> Option<&Upload> {
+pub(crate) fn session(state: &JobState) -> Option<&Upload> {
     match state {
         JobState::Uploading(u) | JobState::Completing(u) => Some(u),
         JobState::Failed {

@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::StoreError;
 
@@ -63,19 +63,33 @@ pub(crate) fn owner_pid(dir: &Path) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// Fails with [`StoreError::Locked`] if some process holds an exclusive `flock` on
-/// `file` (how sled guards its database), without waiting and without keeping it.
-pub(crate) fn probe_flock(dir: &Path, file: &Path) -> Result<(), StoreError> {
+/// Waits up to `patience` for the exclusive `flock` some process may hold on `file`
+/// (how sled guards its database), then fails with [`StoreError::Locked`]. Sled lets
+/// go of its lock a moment after its last handle is dropped (and an exiting daemon a
+/// moment after its last write), so a short wait saves a needless failure.
+pub(crate) fn wait_for_flock(
+    dir: &Path,
+    file: &Path,
+    patience: Duration,
+) -> Result<(), StoreError> {
     let Ok(handle) = OpenOptions::new().read(true).write(true).open(file) else {
         return Ok(()); // missing or unreadable: the engine reports it properly
     };
-    match handle.try_lock() {
-        Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Locked {
-            dir: dir.to_owned(),
-            pid: None,
-        }),
-        Err(TryLockError::Error(e)) => Err(io(file)(e)),
+    let started = Instant::now();
+    loop {
+        match handle.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_owned(),
+                    pid: None,
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(file)(e)),
+        }
     }
 }
 
@@ -117,11 +131,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"").unwrap();
-        probe_flock(dir.path(), &file).unwrap();
+        let patience = Duration::from_millis(50);
+        wait_for_flock(dir.path(), &file, patience).unwrap();
         let holder = File::open(&file).unwrap();
         holder.lock().unwrap();
-        let err = probe_flock(dir.path(), &file).unwrap_err();
+        let started = Instant::now();
+        let err = wait_for_flock(dir.path(), &file, patience).unwrap_err();
         assert!(matches!(err, StoreError::Locked { pid: None, .. }), "{err}");
+        assert!(started.elapsed() >= patience);
+        drop(holder);
+        wait_for_flock(dir.path(), &file, patience).unwrap();
     }
 
     #[test]

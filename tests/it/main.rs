@@ -11,6 +11,7 @@ mod demo;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
+mod store;
 mod support;
 mod sync;
 mod watch;

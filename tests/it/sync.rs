@@ -100,3 +100,77 @@ async fn a_changed_file_is_overwritten_under_the_same_id() {
     assert_eq!(second.content_writes, 2);
     assert_eq!(s.cdf.emu.files().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_reply_is_settled_without_a_duplicate() {
+    use cdf_syncd::emulator::{Faults, ScriptedFault};
+    let s = Tree::new("").await;
+    let bytes = pattern(2 * PART + 1, 11);
+    s.write("x/lost.bin", &bytes);
+    // CDF creates the file, the reply never arrives.
+    s.cdf.emu.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            endpoint: "files/initmultipartupload".to_owned(),
+            status: 0,
+            lost_response: true,
+            times: 1,
+        }],
+        ..Faults::default()
+    });
+    let (ok, out) = s.sync_once().await;
+    assert!(ok, "{out}");
+    let f = assert_synced(&s, "x/lost.bin", &bytes);
+    assert_eq!(s.cdf.emu.files().len(), 1, "one file, no duplicate");
+    assert_eq!(f.content_writes, 1);
+    let c = s.cdf.emu.counters();
+    assert_eq!(
+        c.with_status("POST files/initmultipartupload", 409),
+        1,
+        "{c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_upload_delete_waits_for_uploaded_and_moves_are_kept_relative() {
+    let emulator = cdf_syncd::emulator::EmulatorConfig {
+        uploaded_delay: std::time::Duration::from_millis(400),
+        ..Default::default()
+    };
+    let s = Tree::with_emulator(emulator, r#"after_upload = "delete""#).await;
+    let bytes = pattern(1000, 12);
+    s.write("d/gone.txt", &bytes);
+    let (ok, out) = s.sync_once().await;
+    assert!(ok, "{out}");
+    let f = assert_synced(&s, "d/gone.txt", &bytes);
+    assert!(f.uploaded);
+    assert!(
+        !s.watch().join("d/gone.txt").exists(),
+        "deleted after upload"
+    );
+
+    let moved = s.dir.path().join("archive");
+    let root = format!("after_upload = {{ move_to = \"{}\" }}", moved.display());
+    let m = Tree::new(&root).await;
+    m.write("m/keep.txt", &bytes);
+    let (ok, out) = m.sync_once().await;
+    assert!(ok, "{out}");
+    assert_synced(&m, "m/keep.txt", &bytes);
+    assert_eq!(
+        std::fs::read(moved.join("m/keep.txt")).expect("moved"),
+        bytes
+    );
+    assert!(!m.watch().join("m/keep.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_is_reported_and_the_rest_still_syncs() {
+    let s = Tree::new(r#"max_file_size = "1 KiB""#).await;
+    s.write("ok.txt", &pattern(100, 1));
+    s.write("too/big.bin", &pattern(5000, 2));
+    let (ok, out) = s.sync_once().await;
+    assert!(!ok, "a failed file makes sync --once fail: {out}");
+    assert!(out.contains("synced 1 files, 1 failed"), "{out}");
+    assert!(out.contains("max_file_size"), "the reason is logged: {out}");
+    assert_synced(&s, "ok.txt", &pattern(100, 1));
+    assert_eq!(s.cdf.emu.files().len(), 1);
+}

@@ -10,6 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use sled::{Db, Tree};
 use tracing::{error, info};
@@ -22,6 +23,8 @@ use crate::store::types::{Counts, StoreOptions};
 
 const DB_DIR: &str = "db";
 const SCHEMA_KEY: &[u8] = b"schema";
+/// How long to wait for sled's own lock once ours is taken.
+const SLED_LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 enum OpenFailure {
     /// Moving the database aside would not help (permissions, disk full, newer schema).
@@ -37,7 +40,7 @@ pub(crate) fn open(
 ) -> Result<(SledStore, Option<PathBuf>), StoreError> {
     let lock = StateLock::acquire(dir)?;
     let db_dir = dir.join(DB_DIR);
-    state_dir::probe_flock(dir, &db_dir.join("db"))?;
+    state_dir::wait_for_flock(dir, &db_dir.join("db"), SLED_LOCK_PATIENCE)?;
     let existed = db_dir.join("conf").exists();
     let (db, t, moved) = match open_db(dir, &db_dir, options, existed) {
         Ok((db, t)) => (db, t, None),
@@ -57,7 +60,7 @@ pub(crate) fn open(
             (db, t, Some(moved))
         }
     };
-    info!(dir = %dir.display(), recovered = db.was_recovered(), "job store open");
+    let recovered = db.was_recovered();
     let store = SledStore {
         dir: dir.to_owned(),
         t,
@@ -65,7 +68,13 @@ pub(crate) fn open(
         write: Mutex::new(Counts::default()),
         _lock: lock,
     };
-    store.recount(&mut store.lock())?;
+    let counts = {
+        let mut counts = store.lock();
+        store.check(&mut counts)?;
+        *counts
+    };
+    info!(dir = %dir.display(), recovered, jobs = counts.jobs(), synced = counts.synced,
+        quarantined = counts.quarantined, "job store open");
     Ok((store, moved))
 }
 

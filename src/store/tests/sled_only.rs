@@ -105,3 +105,53 @@ fn job_ids_are_big_endian_keys_in_creation_order() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(ids.len(), 300);
 }
+
+#[test]
+fn open_repairs_what_a_crash_left_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queued, uploading, failed, resumable, ghost) = {
+        let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let new = |n| match s.enqueue(key(n), fp(1), 10).unwrap() {
+            Enqueued::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let (queued, uploading, failed, resumable) = (new(1), new(2), new(3), new(4));
+        s.start_upload(uploading, upload(1, 2)).unwrap();
+        s.mark_part_done(uploading, 0).unwrap();
+        s.start_upload(resumable, upload(4, 3)).unwrap();
+        s.mark_part_done(resumable, 2).unwrap();
+        s.record_failure(resumable, FailureKind::Permanent, 0, "403")
+            .unwrap();
+        s.record_failure(failed, FailureKind::Transient, 500, "503")
+            .unwrap();
+        let ghost = JobId(4242);
+        let t = trees(&s);
+        let none: &[u8] = &[];
+        t.due.remove(codec::due_key(10, queued)).unwrap(); // missing: would never run
+        t.due.insert(codec::due_key(10, failed), none).unwrap(); // stale: it was queued
+        t.due.insert(codec::due_key(5, ghost), none).unwrap();
+        t.by_path.remove(codec::path_key(&key(2))).unwrap();
+        t.by_path
+            .insert(codec::path_key(&key(9)), &codec::id_key(ghost)[..])
+            .unwrap();
+        t.parts.insert(codec::part_key(queued, 0), none).unwrap(); // not uploading
+        t.parts.insert(codec::part_key(uploading, 7), none).unwrap(); // not in the session
+        t.parts.insert(codec::part_key(ghost, 0), none).unwrap();
+        s.flush_blocking().unwrap();
+        (queued, uploading, failed, resumable, ghost)
+    };
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    check_sled_invariants(&s);
+    let due: Vec<_> = s.due(i64::MAX, 10).unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(due, vec![queued, failed]);
+    assert!(s.due(499, 10).unwrap().iter().all(|j| j.id != failed));
+    assert_eq!(s.job_for(&key(2)).unwrap().unwrap().id, uploading);
+    assert_eq!(s.job_for(&key(9)).unwrap(), None);
+    assert_eq!(s.parts_done(uploading).unwrap(), vec![0]);
+    assert_eq!(
+        s.parts_done(resumable).unwrap(),
+        vec![2],
+        "a failed session keeps its parts"
+    );
+    assert!(s.parts_done(queued).unwrap().is_empty() && s.parts_done(ghost).unwrap().is_empty());
+}

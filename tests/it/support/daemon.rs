@@ -20,12 +20,18 @@ pub struct Tree {
 
 impl Tree {
     /// A strict-headers emulator and a configuration with one root `it` at `watch/`,
-    /// 64 KiB parts and a short `stable_for`; `extra` is appended to the TOML.
-    pub async fn new(extra: &str) -> Self {
+    /// 64 KiB parts and a short `stable_for`; `root_extra` goes into the root's table.
+    pub async fn new(root_extra: &str) -> Self {
+        Self::with_emulator(EmulatorConfig::default(), root_extra).await
+    }
+
+    /// Like [`Tree::new`], with emulator settings (strict headers and the lowered
+    /// minimum part size are always set).
+    pub async fn with_emulator(emulator: EmulatorConfig, root_extra: &str) -> Self {
         let cdf = TestCdf::start(EmulatorConfig {
             strict_headers: true,
             min_part_size: PART as u64,
-            ..EmulatorConfig::default()
+            ..emulator
         })
         .await;
         let dir = tempfile::tempdir().expect("tmp");
@@ -48,6 +54,7 @@ path = "{watch}"
 directory_prefix = "/site"
 external_id_prefix = "gw:"
 exclude = ["*.skip"]
+{root_extra}
 [sync]
 stable_for = "200ms"
 [upload]
@@ -55,7 +62,6 @@ part_size = "64 KiB"
 max_parallel_parts = 3
 [state]
 dir = "{state}"
-{extra}
 "#,
             project = cdf.emu.project(),
             watch = dir.path().join("watch").display(),
