@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use scheduler::{ONCE_MAX_ATTEMPTS, Tally};
 
 use crate::cdf::{CdfClient, ClientConfig};
-use crate::config::Settings;
+use crate::config::{DataSetRef, Settings};
 use crate::store::{StateKind, Store, StoreError, StoreOptions};
 
 /// How to run the pipeline.
@@ -41,6 +41,10 @@ pub enum DaemonError {
     Client(#[from] crate::cdf::CdfError),
     #[error("watcher: {0}")]
     Watch(String),
+    #[error(
+        "root `{root}`: data_set_external_id is not supported yet (it needs a data set lookup); use data_set_id"
+    )]
+    DataSetExternalId { root: String },
 }
 
 /// Runs the pipeline until `cancel` fires (daemon) or everything is settled (once).
@@ -51,6 +55,16 @@ pub async fn run(
     min_part_size: u64,
     cancel: CancellationToken,
 ) -> Result<Tally, DaemonError> {
+    if let Some(root) = settings
+        .roots
+        .iter()
+        .find(|r| matches!(r.fields.data_set, Some(DataSetRef::ExternalId(_))))
+    {
+        // Never upload without the data set the operator asked for.
+        return Err(DaemonError::DataSetExternalId {
+            root: root.id.clone(),
+        });
+    }
     let settings = Arc::new(settings);
     let store = Arc::new(Store::open(&settings.state.dir, StoreOptions::default())?);
     let env = |name: &str| std::env::var(name).ok();

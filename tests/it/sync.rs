@@ -174,3 +174,19 @@ async fn a_permanent_failure_is_reported_and_the_rest_still_syncs() {
     assert_synced(&s, "ok.txt", &pattern(100, 1));
     assert_eq!(s.cdf.emu.files().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_external_id_is_refused_rather_than_ignored() {
+    let s = Tree::new(r#"data_set_external_id = "ds-files""#).await;
+    s.write("a.txt", b"x");
+    let (ok, out) = s.sync_once().await;
+    assert!(!ok);
+    assert!(
+        out.contains("data_set_external_id is not supported yet"),
+        "{out}"
+    );
+    assert!(
+        s.cdf.emu.files().is_empty(),
+        "nothing uploaded without its data set"
+    );
+}
