@@ -157,6 +157,16 @@ impl CdfClient {
         self.call_items("files/byids", &body).await
     }
 
+    /// `POST datasets/byids`: the id of the data set with this externalId (`None` when
+    /// there is none).
+    pub async fn data_set_id(&self, external_id: &str) -> Result<Option<i64>, CdfError> {
+        let body = json!({ "items": [{ "externalId": external_id }], "ignoreUnknownIds": true });
+        let found: Vec<Value> = self.call_items("datasets/byids", &body).await?;
+        Ok(found
+            .iter()
+            .find_map(|d| d.get("id").and_then(Value::as_i64)))
+    }
+
     /// `POST files/update` with raw update items (`{"id"|"externalId", "update": {...}}`).
     pub async fn update_files(&self, items: Vec<Value>) -> Result<Vec<FileObject>, CdfError> {
         self.call_items("files/update", &json!({ "items": items }))

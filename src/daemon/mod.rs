@@ -11,6 +11,7 @@ mod parts;
 mod scheduler;
 mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
@@ -41,10 +42,8 @@ pub enum DaemonError {
     Client(#[from] crate::cdf::CdfError),
     #[error("watcher: {0}")]
     Watch(String),
-    #[error(
-        "root `{root}`: data_set_external_id is not supported yet (it needs a data set lookup); use data_set_id"
-    )]
-    DataSetExternalId { root: String },
+    #[error("root `{root}`: no data set with externalId `{external_id}` in CDF")]
+    UnknownDataSet { root: String, external_id: String },
 }
 
 /// Runs the pipeline until `cancel` fires (daemon) or everything is settled (once).
@@ -55,22 +54,14 @@ pub async fn run(
     min_part_size: u64,
     cancel: CancellationToken,
 ) -> Result<Tally, DaemonError> {
-    if let Some(root) = settings
-        .roots
-        .iter()
-        .find(|r| matches!(r.fields.data_set, Some(DataSetRef::ExternalId(_))))
-    {
-        // Never upload without the data set the operator asked for.
-        return Err(DaemonError::DataSetExternalId {
-            root: root.id.clone(),
-        });
-    }
     let settings = Arc::new(settings);
     let store = Arc::new(Store::open(&settings.state.dir, StoreOptions::default())?);
     let env = |name: &str| std::env::var(name).ok();
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
+    let data_sets = resolve_data_sets(&client, &settings).await?;
     let ctx = Arc::new(worker::Ctx {
         client,
+        data_sets,
         store: store.clone(),
         settings: settings.clone(),
         min_part_size,
@@ -99,4 +90,30 @@ pub async fn run(
     let mut tally = tally?;
     tally.failed_jobs = store.counts()?.get(StateKind::Failed);
     Ok(tally)
+}
+
+/// Each root's data set id, looking up the ones given by externalId once, so that no
+/// file is ever created without the data set the operator asked for.
+async fn resolve_data_sets(
+    client: &CdfClient,
+    settings: &Settings,
+) -> Result<HashMap<String, i64>, DaemonError> {
+    let mut ids = HashMap::new();
+    for root in &settings.roots {
+        let id = match &root.fields.data_set {
+            None => continue,
+            Some(DataSetRef::Id(id)) => *id,
+            Some(DataSetRef::ExternalId(x)) => {
+                client
+                    .data_set_id(x)
+                    .await?
+                    .ok_or_else(|| DaemonError::UnknownDataSet {
+                        root: root.id.clone(),
+                        external_id: x.clone(),
+                    })?
+            }
+        };
+        ids.insert(root.id.clone(), id);
+    }
+    Ok(ids)
 }

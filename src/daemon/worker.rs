@@ -28,6 +28,8 @@ pub struct Ctx {
     pub client: CdfClient,
     pub store: Arc<Store>,
     pub settings: Arc<Settings>,
+    /// Each root's data set id (resolved at start when given by externalId).
+    pub data_sets: std::collections::HashMap<String, i64>,
     /// CDF's minimum part size (lowered only against a test emulator).
     pub min_part_size: u64,
 }
@@ -147,7 +149,8 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
             start(ctx, job, fresh).await?
         }
         JobState::Queued | JobState::Failed { .. } => {
-            let file = file_create(&mapped, Some(fp.mtime_ms()));
+            let data_set = ctx.data_sets.get(&root.id).copied();
+            let file = file_create(&mapped, Some(fp.mtime_ms()), data_set);
             let opened =
                 session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?;
             start(ctx, job, opened).await?

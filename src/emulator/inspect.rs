@@ -168,6 +168,7 @@ async fn reset(AxState(state): AxState<Arc<State>>) -> Response {
     lock(&state.instance_visible_at).clear();
     lock(&state.nodes).clear();
     lock(&state.extpipe_runs).clear();
+    lock(&state.datasets).clear();
     *lock(&state.faults) = Faults::default();
     reset_counters(&state);
     tracing::info!("emulator reset");

@@ -14,6 +14,7 @@
 
 mod auth;
 pub mod cli;
+mod datasets;
 mod error;
 mod extpipes;
 mod faults;
@@ -213,6 +214,7 @@ fn router(state: Arc<State>) -> Router {
         .merge(files::routes())
         .merge(instances::routes())
         .merge(extpipes::routes())
+        .merge(datasets::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,

@@ -312,6 +312,8 @@ pub(crate) struct State {
     pub faults: Mutex<Faults>,
     pub counters: Counters,
     pub extpipe_runs: Mutex<Vec<Value>>,
+    /// Data sets (`POST datasets`), for externalId lookups.
+    pub datasets: Mutex<Vec<super::datasets::DataSet>>,
     pub content: ContentStore,
     /// Takes the whole service down and up (`/_emulator/outage`, `Emulator::set_down`).
     pub down: super::server::DownSwitch,
@@ -332,6 +334,7 @@ impl State {
             faults: Mutex::new(faults),
             counters: Counters::default(),
             extpipe_runs: Mutex::default(),
+            datasets: Mutex::default(),
             content,
             down: super::server::DownSwitch::default(),
             // Ids look like CDF's: large, but below 2^53.

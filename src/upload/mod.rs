@@ -132,9 +132,13 @@ async fn put_parts(
 }
 
 /// The `POST files` body for a mapped local file. `modified_ms` is the file's mtime,
-/// sent as `sourceCreatedTime`/`sourceModifiedTime`. A data set given by externalId is
-/// not sent here: it needs a lookup (`datasets/byids`) that the pipeline makes once.
-pub fn file_create(mapped: &crate::mapping::CdfFile<'_>, modified_ms: Option<i64>) -> FileCreate {
+/// sent as `sourceCreatedTime`/`sourceModifiedTime`. `data_set_id` is the root's data
+/// set, resolved once by the caller when it was given by externalId.
+pub fn file_create(
+    mapped: &crate::mapping::CdfFile<'_>,
+    modified_ms: Option<i64>,
+    data_set_id: Option<i64>,
+) -> FileCreate {
     let fields = mapped.fields;
     FileCreate {
         name: mapped.name.clone(),
@@ -144,10 +148,7 @@ pub fn file_create(mapped: &crate::mapping::CdfFile<'_>, modified_ms: Option<i64
         mime_type: Some(mapped.mime_type.to_owned()),
         metadata: fields.metadata.clone(),
         asset_ids: fields.asset_ids.clone(),
-        data_set_id: match fields.data_set {
-            Some(crate::config::DataSetRef::Id(id)) => Some(id),
-            _ => None,
-        },
+        data_set_id,
         source_created_time: modified_ms,
         source_modified_time: modified_ms,
         security_categories: fields.security_categories.clone(),

@@ -164,3 +164,35 @@ async fn rejected_credentials_are_permanent_and_say_so() {
     assert!(text.contains("rejected the client credentials"), "{text}");
     assert!(!text.contains("wrong-secret"), "secret leaked: {text}");
 }
+
+#[tokio::test]
+async fn data_sets_are_looked_up_by_external_id() {
+    let cdf = strict_cdf().await;
+    let client = client_for(&cdf, cdf_syncd::emulator::DEMO_CLIENT_SECRET);
+    assert_eq!(client.data_set_id("ds").await.expect("lookup"), None);
+    let (status, body) = cdf
+        .post(
+            "datasets",
+            serde_json::json!({"items": [{"externalId": "ds"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["items"][0]["id"].as_i64().expect("id");
+    assert_eq!(client.data_set_id("ds").await.expect("lookup"), Some(id));
+    let (status, body) = cdf
+        .post(
+            "datasets",
+            serde_json::json!({"items": [{"externalId": "ds"}]}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["duplicated"][0]["externalId"], "ds");
+    let (status, body) = cdf
+        .post(
+            "datasets/byids",
+            serde_json::json!({"items": [{"externalId": "nope"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["missing"][0]["externalId"], "nope");
+}

@@ -176,17 +176,28 @@ async fn a_permanent_failure_is_reported_and_the_rest_still_syncs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_data_set_external_id_is_refused_rather_than_ignored() {
+async fn a_data_set_given_by_external_id_is_looked_up_once_and_set_on_every_file() {
     let s = Tree::new(r#"data_set_external_id = "ds-files""#).await;
     s.write("a.txt", b"x");
+    // Unknown data set: refused at start, nothing uploaded without it.
     let (ok, out) = s.sync_once().await;
     assert!(!ok);
     assert!(
-        out.contains("data_set_external_id is not supported yet"),
+        out.contains("no data set with externalId `ds-files`"),
         "{out}"
     );
-    assert!(
-        s.cdf.emu.files().is_empty(),
-        "nothing uploaded without its data set"
-    );
+    assert!(s.cdf.emu.files().is_empty());
+
+    let (status, body) = s
+        .cdf
+        .post(
+            "datasets",
+            serde_json::json!({"items": [{"externalId": "ds-files", "name": "files"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["items"][0]["id"].as_i64().expect("id");
+    let (ok, out) = s.sync_once().await;
+    assert!(ok, "{out}");
+    assert_eq!(s.held("gw:it:/a.txt").data_set_id, Some(id));
 }
