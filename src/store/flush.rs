@@ -1,9 +1,9 @@
-//! Group commit: many callers awaiting a flush at once share one engine flush (fsync).
+//! Group commit: many callers awaiting a flush at once share one engine flush.
 //!
 //! A caller needs a flush that *starts after* its writes. If none is running, it
 //! starts one; if one is running, it registers for the next round, which the running
 //! round starts when it ends. Every caller waiting during one round is served by the
-//! next, so N concurrent callers cost about two fsyncs rather than N. Rounds run on
+//! next, so N concurrent callers cost about two engine flushes rather than N. Rounds run on
 //! tokio's blocking pool, never on a worker thread, and finish even if every caller
 //! has gone away (dropping a `flush()` future is safe).
 

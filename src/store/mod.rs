@@ -1,7 +1,7 @@
 //! The job store: the single durable source of truth about every file's sync state.
 //!
-//! [`Store`] is a small API over one storage engine: sled in `sled_store.rs` (the only
-//! file that knows sled's API) or an in-memory double in `memory.rs` for tests. Both
+//! [`Store`] is a small API over one storage engine: sled in `sled_store/` (the only
+//! module that knows sled's API) or an in-memory double in `memory.rs` for tests. Both
 //! take their decisions from `rules.rs` and pass one conformance suite. Per job the
 //! store keeps one versioned record ([`Job`]), per path the fingerprint of what was last
 //! synced ([`SyncedFile`]), per finished part one small record, and an index by due time
@@ -11,8 +11,12 @@
 //! side effect it allows** (send the next request, complete the upload, delete or move
 //! the source, report success). A write that was not flushed can vanish on a crash,
 //! even a plain process abort (sled buffers writes inside the process); `flush` is
-//! group commit, so many workers flushing at once share one fsync. Losing unflushed
-//! writes only costs re-work: a part is sent again, a file is found by the next scan.
+//! group commit, so many workers flushing at once share one engine flush. Losing
+//! unflushed writes only costs re-work: a part is sent again, a file is found by the
+//! next scan. Caveat: on Linux sled 0.34's flush is `pwrite` + `sync_file_range`, not
+//! `fsync`: it survives any process crash, but a power cut can still lose the last
+//! flushed writes (drive cache, file metadata); the state is rebuildable (startup scan
+//! and CDF lookup by externalId), which is what covers that case.
 //!
 //! **What may block**: point operations (`enqueue`, `job`, `set_state`, `finish`, ...)
 //! take microseconds and are fine on the async runtime. `open` (it reads every record
@@ -59,7 +63,7 @@ pub(crate) trait Engine: Send + Sync {
     fn scan(&self, keep: &dyn Fn(&Job) -> bool, limit: usize) -> Result<Vec<Job>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     fn size_on_disk(&self) -> Result<u64, StoreError>;
-    /// Makes every write so far durable (fsync).
+    /// Makes every write so far durable (sled: write + `sync_file_range` of its log).
     fn flush_now(&self) -> Result<(), Arc<sled::Error>>;
     /// The sled engine's trees, for white-box tests.
     #[cfg(test)]
@@ -280,7 +284,7 @@ impl Store {
     }
 
     /// Makes every write made before this call durable; concurrent callers share one
-    /// fsync (group commit). Runs on the blocking pool; needs a tokio runtime.
+    /// engine flush (group commit). Runs on the blocking pool; needs a tokio runtime.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.inner
             .commit

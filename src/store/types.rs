@@ -136,7 +136,7 @@ impl Counts {
 }
 
 /// How well group commit is batching: `requests` calls to `flush()` were served by
-/// `flushes` engine flushes (fsyncs).
+/// `flushes` engine flushes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushStats {
     pub requests: u64,
