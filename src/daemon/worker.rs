@@ -316,9 +316,11 @@ fn part_plan(ctx: &Ctx, size: u64) -> Result<Option<PartPlan>, Stop> {
         PartSize::Auto => None,
         PartSize::Fixed(n) => Some(n),
     };
-    limits::plan(size, preferred, ctx.min_part_size)
-        .map(Some)
-        .map_err(|e| Stop::Permanent(e.to_string()))
+    let plan = limits::plan(size, preferred, ctx.min_part_size)
+        .map_err(|e| Stop::Permanent(e.to_string()))?;
+    // A file that fits in one part goes single-part: two requests instead of three,
+    // and no less resumable (one part is re-sent whole either way).
+    Ok((plan.parts > 1).then_some(plan))
 }
 
 fn failure_kind(stop: &Stop) -> FailureKind {
