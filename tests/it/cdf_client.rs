@@ -1,5 +1,6 @@
-//! The CDF client and the whole-file uploader against the emulator in strict-headers
-//! mode: bytes arrive intact, and nothing a real cloud store rejects is ever sent.
+//! The CDF client against the emulator in strict-headers mode: typed errors with
+//! retry classes and request ids, credentials, data set lookups. (Whole uploads through
+//! the client are covered end to end by `sync.rs`.)
 
 use std::time::Duration;
 
@@ -7,9 +8,8 @@ use cdf_syncd::auth::Credentials;
 use cdf_syncd::cdf::{CdfClient, ClientConfig, FileCreate, Identity, RetryClass};
 use cdf_syncd::emulator::{EmulatorConfig, Faults, ScriptedFault};
 use cdf_syncd::secret::Secret;
-use cdf_syncd::upload::{UploadRequest, upload_whole};
 
-use crate::support::emulator::{TestCdf, sha256_hex};
+use crate::support::emulator::TestCdf;
 
 const MIN_PART: u64 = 64 * 1024;
 
@@ -40,92 +40,17 @@ fn client_for(cdf: &TestCdf, secret: &str) -> CdfClient {
     .expect("client")
 }
 
-fn request(path: std::path::PathBuf, size: u64, xid: &str) -> UploadRequest {
-    UploadRequest {
-        path,
-        size,
-        file: FileCreate {
-            name: xid.to_owned(),
-            external_id: Some(xid.to_owned()),
-            directory: Some("/it".to_owned()),
-            mime_type: Some("application/octet-stream".to_owned()),
-            ..FileCreate::default()
-        },
-        overwrite: false,
-        part_size: Some(MIN_PART),
-        min_part_size: MIN_PART,
-        max_parallel_parts: 3,
-    }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-#[tokio::test]
-async fn uploads_empty_small_and_multipart_files_intact_and_by_the_rules() {
-    let cdf = strict_cdf().await;
-    let client = client_for(&cdf, cdf_syncd::emulator::DEMO_CLIENT_SECRET);
-    let dir = tempfile::tempdir().expect("tmp");
-    let cases = [
-        ("empty", 0usize),
-        ("small", 1000),
-        ("multi", 5 * MIN_PART as usize + 17),
-    ];
-    for (i, (xid, len)) in cases.iter().enumerate() {
-        let bytes = pattern(*len, i as u8);
-        let path = dir.path().join(xid);
-        std::fs::write(&path, &bytes).expect("write");
-        let file = upload_whole(&client, &request(path, *len as u64, xid))
-            .await
-            .unwrap_or_else(|e| panic!("{xid}: {e}"));
-        let held = cdf
-            .emu
-            .files()
-            .into_iter()
-            .find(|f| f.id == file.id)
-            .expect("in emulator");
-        assert_eq!(held.size, Some(*len as u64), "{xid}");
-        assert_eq!(
-            held.sha256.as_deref(),
-            Some(sha256_hex(&bytes).as_str()),
-            "{xid}"
-        );
-    }
-    let counters = cdf.emu.counters();
-    assert_eq!(counters.bearer_on_upload_urls, 0);
-    assert!(
-        counters.header_violations.values().all(|n| *n == 0),
-        "{counters:?}"
-    );
-    let found = client
-        .files_by_ids(&[
-            Identity::ExternalId("multi".into()),
-            Identity::ExternalId("nope".into()),
-        ])
-        .await
-        .expect("byids");
-    assert_eq!(found.len(), 1);
-}
-
 #[tokio::test]
 async fn errors_carry_status_request_id_and_retry_class() {
     let cdf = strict_cdf().await;
     let client = client_for(&cdf, cdf_syncd::emulator::DEMO_CLIENT_SECRET);
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("a");
-    std::fs::write(&path, b"x").expect("write");
-    upload_whole(&client, &request(path.clone(), 1, "dup"))
-        .await
-        .expect("first");
-    let err = upload_whole(&client, &request(path, 1, "dup"))
-        .await
-        .expect_err("409");
-    let cdf_syncd::upload::UploadError::Cdf { source, .. } = err else {
-        panic!("unexpected {err}")
+    let file = FileCreate {
+        name: "dup".to_owned(),
+        external_id: Some("dup".to_owned()),
+        ..FileCreate::default()
     };
+    client.create_file(&file, false).await.expect("first");
+    let source = client.create_file(&file, false).await.expect_err("409");
     assert_eq!(source.status(), Some(409));
     assert_eq!(source.retry_class(), RetryClass::Permanent);
     let api = source.api().expect("api error");
