@@ -201,3 +201,40 @@ async fn a_data_set_given_by_external_id_is_looked_up_once_and_set_on_every_file
     assert!(ok, "{out}");
     assert_eq!(s.held("gw:it:/a.txt").data_set_id, Some(id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_job_store_is_rebuilt_without_duplicates() {
+    let s = Tree::new("").await;
+    let files = [
+        ("c/one.txt", pattern(700, 21)),
+        ("c/two.bin", pattern(3 * PART + 9, 22)),
+    ];
+    for (rel, bytes) in &files {
+        s.write(rel, bytes);
+    }
+    let (ok, out) = s.sync_once().await;
+    assert!(ok, "{out}");
+    // A power cut leaves sled's log unreadable.
+    let log = s.dir.path().join("state/db/db");
+    let len = std::fs::metadata(&log).expect("sled log").len().max(64) as usize;
+    std::fs::write(
+        &log,
+        (0..len)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("scribble");
+
+    let (ok, out) = s.sync_once().await;
+    assert!(ok, "the daemon carries on: {out}");
+    assert!(out.contains("ERROR"), "the operator is told: {out}");
+    assert_eq!(s.cdf.emu.files().len(), files.len(), "no duplicates");
+    for (rel, bytes) in &files {
+        assert_synced(&s, rel, bytes);
+    }
+    let moved = std::fs::read_dir(s.dir.path().join("state"))
+        .expect("state dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("db.corrupt-"));
+    assert!(moved, "the broken database is kept aside");
+}
