@@ -107,20 +107,16 @@ fn inspect(cdf: &TestCdf, id: &Value) -> cdf_syncd::emulator::FileView {
         .expect("file in the inspection view")
 }
 
-/// Waits, up to `limit`, until `check` holds; returns how long that took.
-async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> Duration
+/// Waits, up to `limit` (whole seconds, rounded up), until `check` holds; returns how
+/// long that took.
+async fn wait_for<F, Fut>(limit: Duration, check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
+    crate::support::wait_until(secs, "condition", check).await;
     start.elapsed()
 }
 

@@ -8,29 +8,13 @@ mod gcs;
 mod headers;
 mod surface;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use cdf_syncd::emulator::{EmulatorConfig, FileView};
 use serde_json::{Value, json};
 
 use crate::support::emulator::{TestCdf, sha256_hex};
 
-/// Polls `cond` every 20 ms until it holds; panics after `secs` seconds.
-pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use crate::support::wait_until;
 
 /// `POST files` -> (id, uploadUrl).
 pub async fn create_file(t: &TestCdf, body: Value) -> (i64, String) {

@@ -146,13 +146,9 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// How often the polling helpers look again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Polls `cond` every 20 ms until it holds or `secs` pass (then panics with `what`).
+/// [`super::wait_until`] for a condition that needs no `.await`.
 pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
+    super::wait_until(secs, what, || std::future::ready(cond())).await;
 }
 
 /// SIGTERM, then waits for the exit status (SIGKILL after 15 s).
