@@ -30,8 +30,9 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// The configuration file, as every command that reads one takes it.
 #[derive(Debug, Args)]
-pub struct CheckConfigArgs {
+pub struct ConfigArgs {
     /// The TOML configuration file.
     #[arg(
         long,
@@ -42,31 +43,16 @@ pub struct CheckConfigArgs {
     pub config: PathBuf,
 }
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The TOML configuration file.
-    #[arg(
-        long,
-        short,
-        env = "CDF_SYNCD_CONFIG",
-        default_value = "/etc/cdf-syncd/cdf-syncd.toml"
-    )]
-    pub config: PathBuf,
-}
+pub type CheckConfigArgs = ConfigArgs;
+pub type RunArgs = ConfigArgs;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Scan once and exit when everything is synced (the only mode for now).
     #[arg(long, required = true)]
     pub once: bool,
-    /// The TOML configuration file.
-    #[arg(
-        long,
-        short,
-        env = "CDF_SYNCD_CONFIG",
-        default_value = "/etc/cdf-syncd/cdf-syncd.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigArgs,
 }
 
 #[cfg(feature = "emulator")]

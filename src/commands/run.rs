@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 pub fn sync(args: &SyncArgs) -> ExitCode {
-    let Some(settings) = load(&args.config) else {
+    let Some(settings) = load(&args.file.config) else {
         return ExitCode::from(super::EXIT_INVALID);
     };
     match execute(settings, Mode::Once) {
