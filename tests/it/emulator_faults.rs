@@ -310,16 +310,7 @@ async fn scripted_faults_hit_their_endpoint_and_are_consumed() {
             .iter()
             .any(|f| f.external_id.as_deref() == Some("s-1"))
     );
-    let base = t.emu.base_url();
-    let now: Faults = t
-        .http
-        .get(format!("{base}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: Faults = t.inspect("_emulator/faults").await;
     assert!(now.scripted.is_empty(), "{:?}", now.scripted);
 }
 

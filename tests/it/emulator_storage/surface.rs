@@ -104,15 +104,7 @@ async fn reset_forgets_files_counters_and_faults() {
         .put(format!("{base}/_emulator/faults"))
         .json(&json!({"api_503": 0.5}));
     assert_eq!(put.send().await.unwrap().status(), 200);
-    let got: Value = t
-        .http
-        .get(format!("{base}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = t.inspect("_emulator/faults").await;
     assert_eq!(got["api_503"], 0.5);
     let reset = t
         .http
@@ -123,24 +115,8 @@ async fn reset_forgets_files_counters_and_faults() {
     assert_eq!(reset.status(), 200);
     assert!(t.emu.files().is_empty());
     assert!(t.emu.counters().requests.is_empty());
-    let got: Value = t
-        .http
-        .get(format!("{base}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = t.inspect("_emulator/faults").await;
     assert_eq!(got["api_503"], 0.0);
-    let listed: Vec<FileView> = t
-        .http
-        .get(format!("{base}/_emulator/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<FileView> = t.inspect("_emulator/files").await;
     assert!(listed.is_empty());
 }

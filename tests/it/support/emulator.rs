@@ -56,6 +56,18 @@ impl TestCdf {
         (status, body)
     }
 
+    /// GETs an inspection endpoint (`_emulator/faults`, `_emulator/files`, ...) as JSON.
+    pub async fn inspect<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(format!("{}/{path}", self.emu.base_url()))
+            .send()
+            .await
+            .expect("inspect")
+            .json()
+            .await
+            .expect("inspect json")
+    }
+
     /// PUTs bytes to an upload URL with Content-Length and no other headers.
     pub async fn put(&self, url: &str, bytes: Vec<u8>) -> u16 {
         self.http
