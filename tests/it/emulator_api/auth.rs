@@ -54,13 +54,13 @@ async fn an_unknown_token_is_401() {
 #[tokio::test]
 async fn an_expired_token_is_401() {
     let cdf = TestCdf::start(EmulatorConfig {
-        token_lifetime: Duration::from_millis(700),
+        token_lifetime: Duration::from_secs(2),
         ..EmulatorConfig::default()
     })
     .await;
     let project = cdf.emu.project().to_owned();
     assert_eq!(list_as(&cdf, &project, Some(&cdf.token)).await.0, 200);
-    wait_for(Duration::from_secs(5), || async {
+    wait_for(Duration::from_secs(10), || async {
         list_as(&cdf, &project, Some(&cdf.token)).await.0 == 401
     })
     .await;

@@ -223,7 +223,7 @@ async fn size_caps_are_checked_before_reading_the_body() {
 #[tokio::test]
 async fn unknown_tokens_are_404_and_expired_urls_403() {
     let t = TestCdf::start(EmulatorConfig {
-        url_lifetime: Duration::from_millis(300),
+        url_lifetime: Duration::from_secs(2),
         ..EmulatorConfig::default()
     })
     .await;
