@@ -6,6 +6,7 @@
 //! that ends when every root was scanned and every job settled. Shutdown cancels the
 //! token: intake stops, workers stop between parts, the store is flushed.
 
+pub mod health;
 mod intake;
 mod parts;
 mod scheduler;
@@ -59,8 +60,13 @@ pub async fn run(
     let env = |name: &str| std::env::var(name).ok();
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
     let data_sets = resolve_data_sets(&client, &settings).await?;
+    let health = Arc::new(health::Health::new(
+        settings.upload.max_concurrent_files,
+        settings.upload.max_parallel_parts,
+    ));
     let ctx = Arc::new(worker::Ctx {
         client,
+        health: health.clone(),
         data_sets,
         store: store.clone(),
         settings: settings.clone(),

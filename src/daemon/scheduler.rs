@@ -47,12 +47,12 @@ pub async fn run(
     cancel: CancellationToken,
     until: Until,
 ) -> Result<Tally, StoreError> {
-    let max = ctx.settings.upload.max_concurrent_files.max(1);
     let mut running: HashMap<tokio::task::Id, JobId> = HashMap::new();
     let mut workers: JoinSet<Result<Outcome, StoreError>> = JoinSet::new();
     let mut tally = Tally::default();
     let mut backlog: Vec<Job> = ctx.store.in_flight()?;
     loop {
+        let max = ctx.health.files_limit();
         if !cancel.is_cancelled() && running.len() < max {
             let free = max - running.len();
             if backlog.is_empty() {

@@ -26,6 +26,7 @@ use crate::upload::{file_create, finish, session};
 /// What a worker needs; shared by every worker.
 pub struct Ctx {
     pub client: CdfClient,
+    pub health: Arc<super::health::Health>,
     pub store: Arc<Store>,
     pub settings: Arc<Settings>,
     /// Each root's data set id (resolved at start when given by externalId).
