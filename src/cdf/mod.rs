@@ -11,11 +11,13 @@
 mod error;
 pub mod limits;
 mod put;
+pub mod retry;
 mod setup;
 pub mod types;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -23,6 +25,7 @@ use serde_json::{Value, json};
 
 pub use error::{ApiError, CdfError, RetryClass};
 pub use put::PutKind;
+pub use retry::RetryPolicy;
 pub use types::{
     FileCreate, FileObject, Identity, InstanceId, LabelRef, MultipartUpload, SingleUpload,
 };
@@ -40,6 +43,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Deadline for one content PUT (a whole part).
     pub put_timeout: Duration,
+    /// The quick retry tier for every call and PUT.
+    pub retry: RetryPolicy,
+    /// `[upload] max_requests_per_second`: spaces all requests (API and PUTs).
+    pub max_requests_per_second: Option<u32>,
 }
 
 /// A cheap-to-clone handle on one CDF project.
@@ -58,6 +65,10 @@ struct Inner {
     auth: TokenProvider,
     request_timeout: Duration,
     put_timeout: Duration,
+    retry: RetryPolicy,
+    rate: Option<retry::RateLimit>,
+    /// Throttling replies (429/503) seen, retried or not.
+    throttled: AtomicU64,
 }
 
 const USER_AGENT: &str = concat!("cdf-syncd/", env!("CARGO_PKG_VERSION"));
@@ -88,12 +99,61 @@ impl CdfClient {
                 project: config.project,
                 request_timeout: config.request_timeout,
                 put_timeout: config.put_timeout,
+                retry: config.retry,
+                rate: config
+                    .max_requests_per_second
+                    .map(retry::RateLimit::per_second),
+                throttled: AtomicU64::new(0),
             }),
         })
     }
 
     pub fn project(&self) -> &str {
         &self.inner.project
+    }
+
+    /// Throttling replies (429/503) seen since the client was built, retried or not.
+    pub fn throttled_total(&self) -> u64 {
+        self.inner.throttled.load(Ordering::Relaxed)
+    }
+
+    /// One cheap authenticated call, not retried: is CDF reachable and are the
+    /// credentials accepted? (The pipeline's outage probe.)
+    pub async fn probe(&self) -> Result<(), CdfError> {
+        let body = json!({ "items": [{ "id": 1 }], "ignoreUnknownIds": true });
+        self.call_once::<Value>(&Method::POST, "files/byids", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Runs `op` under the quick retry tier: transient failures and throttling are
+    /// retried with backoff (or `Retry-After`) within [`RetryPolicy`]'s limits.
+    pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, CdfError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CdfError>>,
+    {
+        let started = Instant::now();
+        let mut retry = 0;
+        loop {
+            if let Some(rate) = &self.inner.rate {
+                rate.acquire().await;
+            }
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let class = e.retry_class();
+            if matches!(class, RetryClass::Throttled { .. }) {
+                self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            retry += 1;
+            let Some(delay) = self.inner.retry.delay(retry, class, started) else {
+                return Err(e);
+            };
+            tracing::debug!(what, retry, ?delay, error = %e, "retrying");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// `POST files`: create (or with `overwrite`, replace) a file, get one upload URL.
@@ -205,10 +265,22 @@ impl CdfClient {
         serde_json::from_value(object).map_err(|e| bad_reply(endpoint, e.to_string()))
     }
 
-    /// One API call with the bearer token; on 401, one retry with a fresh token.
+    /// One API call under the quick retry tier.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, CdfError> {
+        self.with_retries(endpoint, || self.call_once(&method, endpoint, query, body))
+            .await
+    }
+
+    /// One API call with the bearer token; on 401, one retry with a fresh token.
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        method: &Method,
         endpoint: &str,
         query: &[(&str, String)],
         body: Option<&Value>,

@@ -28,7 +28,25 @@ pub enum PutKind {
 const CHUNK: usize = 64 * 1024;
 
 impl CdfClient {
-    /// PUTs `len` bytes of `path` starting at `offset` to an upload URL.
+    /// PUTs `len` bytes of `path` starting at `offset` to an upload URL, under the
+    /// quick retry tier (the body is read from disk again for every attempt). A
+    /// 403/404/410 means the URL is gone and is returned at once, for the caller to
+    /// get a new one.
+    pub async fn put(
+        &self,
+        url: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        kind: &PutKind,
+    ) -> Result<(), CdfError> {
+        self.with_retries("upload PUT", || {
+            self.put_region(url, path, offset, len, kind)
+        })
+        .await
+    }
+
+    /// One PUT attempt; see [`CdfClient::put`].
     pub async fn put_region(
         &self,
         url: &str,

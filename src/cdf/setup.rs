@@ -30,6 +30,8 @@ impl ClientConfig {
             credentials,
             request_timeout: settings.upload.request_timeout,
             put_timeout: settings.upload.part_timeout,
+            retry: settings.upload.retry.into(),
+            max_requests_per_second: settings.upload.max_requests_per_second,
         })
     }
 }

@@ -9,8 +9,6 @@
 //!   in flight (at least one each); a quiet spell adds one back, up to the configured
 //!   maximum.
 
-#![allow(dead_code)] // wired up by the pause/throttle work in progress
-
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -72,7 +70,32 @@ struct State {
     files_limit: usize,
     parts_limit: usize,
     throttled_total: u64,
+    /// When the limits last went down or up.
+    limits_changed: Instant,
 }
+
+/// Probe backoff: the first wait and the cap, per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeBackoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl ProbeBackoff {
+    /// From `[upload.retry]`: outages probe from `initial_backoff` up to `max_backoff`;
+    /// rejected credentials (an operator must act) from `max_backoff` up to ten times it.
+    fn for_reason(self, reason: PauseReason) -> (Duration, Duration) {
+        match reason {
+            PauseReason::CredentialsRejected => (self.max, self.max.saturating_mul(10)),
+            _ => (self.initial, self.max),
+        }
+    }
+}
+
+/// A throttling burst lowers the limits at most this often (one burst, one halving).
+const DECREASE_EVERY: Duration = Duration::from_secs(2);
+/// Without throttling for this long, one more file and part may run.
+const INCREASE_EVERY: Duration = Duration::from_secs(10);
 
 /// Shared pipeline health; see the module docs.
 #[derive(Debug)]
@@ -80,10 +103,11 @@ pub struct Health {
     state: Mutex<State>,
     max_files: usize,
     max_parts: usize,
+    backoff: ProbeBackoff,
 }
 
 impl Health {
-    pub fn new(max_files: usize, max_parts: usize) -> Self {
+    pub fn new(max_files: usize, max_parts: usize, backoff: ProbeBackoff) -> Self {
         let (max_files, max_parts) = (max_files.max(1), max_parts.max(1));
         Self {
             state: Mutex::new(State {
@@ -91,9 +115,132 @@ impl Health {
                 files_limit: max_files,
                 parts_limit: max_parts,
                 throttled_total: 0,
+                // The first throttling lowers the limits at once.
+                limits_changed: Instant::now()
+                    .checked_sub(DECREASE_EVERY)
+                    .unwrap_or_else(Instant::now),
             }),
             max_files,
             max_parts,
+            backoff,
+        }
+    }
+
+    /// Stops the pipeline for `reason`. The first probe runs after `wait` when given
+    /// (CDF's `Retry-After`), else after the reason's first backoff. A pause already
+    /// in force keeps its schedule (workers failing one after another during one
+    /// outage do not push the probe out).
+    pub fn pause(&self, reason: PauseReason, detail: &str, wait: Option<Duration>) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if let Some(p) = &mut s.pause {
+            if p.reason != reason && reason != PauseReason::Throttled {
+                p.reason = reason;
+                p.detail = detail.to_owned();
+            }
+            return;
+        }
+        let (initial, _) = self.backoff.for_reason(reason);
+        let wait = wait.unwrap_or(initial);
+        log_pause(reason, detail, wait);
+        s.pause = Some(Pause {
+            reason,
+            detail: detail.to_owned(),
+            since: now,
+            next_probe: now + wait,
+            backoff: initial,
+        });
+    }
+
+    /// The pause in force, if any.
+    pub fn paused(&self) -> Option<PauseReason> {
+        self.lock().pause.as_ref().map(|p| p.reason)
+    }
+
+    /// The pause's reason when its next probe is due.
+    pub fn probe_due(&self) -> Option<PauseReason> {
+        let s = self.lock();
+        let p = s.pause.as_ref()?;
+        (Instant::now() >= p.next_probe).then_some(p.reason)
+    }
+
+    /// How long until the next probe (for the scheduler's sleep).
+    pub fn until_probe(&self) -> Option<Duration> {
+        let s = self.lock();
+        s.pause
+            .as_ref()
+            .map(|p| p.next_probe.saturating_duration_since(Instant::now()))
+    }
+
+    /// The probe failed: wait twice as long (capped) before the next one.
+    pub fn probe_failed(&self, reason: PauseReason, detail: &str) {
+        let mut s = self.lock();
+        let (_, cap) = self.backoff.for_reason(reason);
+        let Some(p) = &mut s.pause else { return };
+        if p.reason != reason {
+            let (initial, _) = self.backoff.for_reason(reason);
+            p.backoff = initial;
+        } else {
+            p.backoff = p.backoff.saturating_mul(2).min(cap);
+        }
+        p.reason = reason;
+        p.detail = detail.to_owned();
+        p.next_probe = Instant::now() + p.backoff;
+        let paused_for = p.since.elapsed();
+        match reason {
+            PauseReason::CredentialsRejected | PauseReason::StateUnwritable => tracing::error!(
+                reason = %reason, error = detail, ?paused_for, next_probe_in = ?p.backoff,
+                "still paused: {}", advice(reason)),
+            _ => {
+                tracing::warn!(reason = %reason, error = detail, ?paused_for, next_probe_in = ?p.backoff,
+                "still paused")
+            }
+        }
+    }
+
+    /// The probe succeeded (or a throttling pause ran out): work may start again.
+    pub fn resume(&self) {
+        let mut s = self.lock();
+        if let Some(p) = s.pause.take() {
+            tracing::info!(reason = %p.reason, paused_for = ?p.since.elapsed(), "resuming the pipeline");
+        }
+    }
+
+    /// Adaptive concurrency from the client's running count of throttling replies:
+    /// new throttling halves the files and parts in flight (once per burst); a quiet
+    /// spell adds one of each back.
+    pub fn observe_throttling(&self, throttled_total: u64) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let since_change = now.saturating_duration_since(s.limits_changed);
+        if throttled_total > s.throttled_total {
+            s.throttled_total = throttled_total;
+            if since_change >= DECREASE_EVERY && (s.files_limit > 1 || s.parts_limit > 1) {
+                s.files_limit = (s.files_limit / 2).max(1);
+                s.parts_limit = (s.parts_limit / 2).max(1);
+                s.limits_changed = now;
+                tracing::warn!(
+                    files = s.files_limit,
+                    parts = s.parts_limit,
+                    throttled_total,
+                    "CDF is throttling: fewer uploads in flight"
+                );
+            } else if since_change >= DECREASE_EVERY {
+                s.limits_changed = now;
+            }
+        } else if since_change >= INCREASE_EVERY
+            && (s.files_limit < self.max_files || s.parts_limit < self.max_parts)
+        {
+            s.files_limit = (s.files_limit + 1).min(self.max_files);
+            s.parts_limit = (s.parts_limit + 1).min(self.max_parts);
+            s.limits_changed = now;
+            if s.files_limit == self.max_files && s.parts_limit == self.max_parts {
+                tracing::info!(
+                    files = s.files_limit,
+                    parts = s.parts_limit,
+                    "throttling has cleared: back to full concurrency"
+                );
+            }
         }
     }
 
@@ -129,12 +276,92 @@ impl Health {
     pub fn parts_limit(&self) -> usize {
         self.lock().parts_limit
     }
+}
 
-    pub fn max_files(&self) -> usize {
-        self.max_files
+fn advice(reason: PauseReason) -> &'static str {
+    match reason {
+        PauseReason::CdfUnreachable => "uploads resume by themselves when CDF answers again",
+        PauseReason::Throttled => "uploads resume when CDF's Retry-After has passed",
+        PauseReason::CredentialsRejected => {
+            "fix the client credentials in [cdf.auth] (or the secret they point at) and restart cdf-syncd"
+        }
+        PauseReason::StateUnwritable => {
+            "free space in (or fix the permissions of) the [state] dir; uploads resume by themselves"
+        }
+    }
+}
+
+fn log_pause(reason: PauseReason, detail: &str, wait: Duration) {
+    match reason {
+        PauseReason::CredentialsRejected | PauseReason::StateUnwritable => tracing::error!(
+            reason = %reason, error = detail, next_probe_in = ?wait,
+            "pipeline paused: {}", advice(reason)),
+        _ => tracing::warn!(reason = %reason, error = detail, next_probe_in = ?wait,
+            "pipeline paused: {}", advice(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> Health {
+        Health::new(
+            4,
+            4,
+            ProbeBackoff {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(40),
+            },
+        )
     }
 
-    pub fn max_parts(&self) -> usize {
-        self.max_parts
+    #[test]
+    fn a_pause_keeps_its_reason_and_backs_off_its_probes() {
+        let h = health();
+        assert_eq!(h.paused(), None);
+        h.pause(PauseReason::CdfUnreachable, "connection refused", None);
+        h.pause(PauseReason::Throttled, "429", Some(Duration::from_secs(60)));
+        assert_eq!(h.paused(), Some(PauseReason::CdfUnreachable));
+        assert!(h.until_probe().unwrap_or_default() <= Duration::from_millis(10));
+        for _ in 0..5 {
+            h.probe_failed(PauseReason::CdfUnreachable, "still refused");
+        }
+        let wait = h.until_probe().unwrap_or_default();
+        assert!(wait <= Duration::from_millis(40) && wait > Duration::from_millis(20));
+        h.resume();
+        assert_eq!(h.paused(), None);
+        assert_eq!(h.snapshot().paused, None);
+    }
+
+    #[test]
+    fn rejected_credentials_probe_slowly() {
+        let h = health();
+        h.pause(PauseReason::CredentialsRejected, "invalid_client", None);
+        let snap = h.snapshot();
+        assert_eq!(snap.paused, Some(PauseReason::CredentialsRejected));
+        assert!(snap.next_probe_in_ms.unwrap_or_default() > 20);
+        for _ in 0..10 {
+            h.probe_failed(PauseReason::CredentialsRejected, "invalid_client");
+        }
+        assert!(h.until_probe().unwrap_or_default() > Duration::from_millis(200));
+    }
+
+    #[test]
+    fn throttling_halves_the_limits_once_per_burst() {
+        let h = health();
+        h.observe_throttling(3);
+        assert_eq!((h.files_limit(), h.parts_limit()), (2, 2));
+        // More throttling in the same burst does not halve again.
+        h.observe_throttling(9);
+        assert_eq!((h.files_limit(), h.parts_limit()), (2, 2));
+        h.lock().limits_changed = Instant::now() - DECREASE_EVERY;
+        h.observe_throttling(10);
+        assert_eq!((h.files_limit(), h.parts_limit()), (1, 1));
+        // A quiet spell adds one back at a time.
+        h.lock().limits_changed = Instant::now() - INCREASE_EVERY;
+        h.observe_throttling(10);
+        assert_eq!((h.files_limit(), h.parts_limit()), (2, 2));
+        assert_eq!(h.snapshot().throttled_total, 10);
     }
 }

@@ -60,14 +60,19 @@ pub async fn run(
     let env = |name: &str| std::env::var(name).ok();
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
     let data_sets = resolve_data_sets(&client, &settings).await?;
+    let retry = settings.upload.retry;
     let health = Arc::new(health::Health::new(
         settings.upload.max_concurrent_files,
         settings.upload.max_parallel_parts,
+        health::ProbeBackoff {
+            initial: retry.initial_backoff,
+            max: retry.max_backoff,
+        },
     ));
     let ctx = Arc::new(worker::Ctx {
         client,
         health: health.clone(),
-        data_sets,
+        data_sets: tokio::sync::Mutex::new(data_sets),
         store: store.clone(),
         settings: settings.clone(),
         min_part_size,
@@ -88,38 +93,44 @@ pub async fn run(
         Mode::Daemon => scheduler::Until::Cancelled,
         Mode::Once => scheduler::Until::Idle,
     };
-    let tally = scheduler::run(ctx, wake, intake_done, cancel.clone(), until).await;
+    let mut tally = scheduler::run(ctx, wake, intake_done, cancel.clone(), until).await;
     cancel.cancel();
     let _ = watcher.await;
     let _ = intake.await;
     store.flush().await?;
-    let mut tally = tally?;
     tally.failed_jobs = store.counts()?.get(StateKind::Failed);
     Ok(tally)
 }
 
-/// Each root's data set id, looking up the ones given by externalId once, so that no
-/// file is ever created without the data set the operator asked for.
+/// Looks up the data sets given by externalId, so that a wrong one stops the start
+/// with a clear error. When CDF cannot be asked now (an outage, a throttle, refused
+/// credentials), the daemon starts anyway and workers look them up before the first
+/// file of each root is created: no file is ever created without its data set.
 async fn resolve_data_sets(
     client: &CdfClient,
     settings: &Settings,
 ) -> Result<HashMap<String, i64>, DaemonError> {
     let mut ids = HashMap::new();
     for root in &settings.roots {
-        let id = match &root.fields.data_set {
-            None => continue,
-            Some(DataSetRef::Id(id)) => *id,
-            Some(DataSetRef::ExternalId(x)) => {
-                client
-                    .data_set_id(x)
-                    .await?
-                    .ok_or_else(|| DaemonError::UnknownDataSet {
-                        root: root.id.clone(),
-                        external_id: x.clone(),
-                    })?
-            }
+        let Some(DataSetRef::ExternalId(x)) = &root.fields.data_set else {
+            continue;
         };
-        ids.insert(root.id.clone(), id);
+        match client.data_set_id(x).await {
+            Ok(Some(id)) => {
+                ids.insert(root.id.clone(), id);
+            }
+            Ok(None) => {
+                return Err(DaemonError::UnknownDataSet {
+                    root: root.id.clone(),
+                    external_id: x.clone(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(root = %root.id, data_set = %x, error = %e,
+                    "cannot look the data set up now; it is looked up before the root's first upload");
+                return Ok(ids);
+            }
+        }
     }
     Ok(ids)
 }

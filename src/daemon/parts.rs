@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use crate::cdf::PutKind;
 use crate::cdf::limits::PartPlan;
 use crate::store::JobId;
-use crate::upload::session;
 
 use super::worker::{Ctx, Stop};
 
@@ -28,19 +27,21 @@ pub(super) async fn send(
     todo: &[u32],
     cancel: &CancellationToken,
 ) -> Result<(), Stop> {
-    let parallel = ctx.settings.upload.max_parallel_parts.max(1);
     let mut pending = todo.iter().copied();
     let mut in_flight = FuturesUnordered::new();
     let mut first_error = None;
     loop {
+        // Re-read every round: throttling lowers it while the file is in flight.
+        let parallel = ctx.health.parts_limit();
         while first_error.is_none() && !cancel.is_cancelled() && in_flight.len() < parallel {
             let Some(part) = pending.next() else { break };
             let url = urls.get(part as usize).cloned().unwrap_or_default();
             let (offset, len) = plan.range(u64::from(part), size);
             in_flight.push(async move {
-                let r =
-                    session::put_with_retries(&ctx.client, &url, path, offset, len, &PutKind::Part)
-                        .await;
+                let r = ctx
+                    .client
+                    .put(&url, path, offset, len, &PutKind::Part)
+                    .await;
                 (part, r)
             });
         }

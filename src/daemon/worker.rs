@@ -11,13 +11,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::health::PauseReason;
+use crate::auth::AuthError;
 use crate::cdf::limits::{self, PartPlan};
 use crate::cdf::{CdfClient, CdfError, Identity, PutKind, RetryClass};
-use crate::config::{PartSize, RootSettings, Settings};
+use crate::config::{DataSetRef, PartSize, RootSettings, Settings};
 use crate::fingerprint::Fingerprint;
 use crate::mapping::{self, CdfFile};
 use crate::store::{FailureKind, Job, JobState, Store, StoreError, SyncedFile, Target, Upload};
@@ -29,8 +31,8 @@ pub struct Ctx {
     pub health: Arc<super::health::Health>,
     pub store: Arc<Store>,
     pub settings: Arc<Settings>,
-    /// Each root's data set id (resolved at start when given by externalId).
-    pub data_sets: std::collections::HashMap<String, i64>,
+    /// Data set ids looked up by externalId so far, per root.
+    pub data_sets: tokio::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// CDF's minimum part size (lowered only against a test emulator).
     pub min_part_size: u64,
 }
@@ -47,6 +49,9 @@ pub enum Outcome {
     Interrupted,
     /// The job failed and is in `Failed` (retried later if transient).
     Failed,
+    /// The pipeline paused (outage, throttling, credentials, state dir); the job kept
+    /// its state and attempts.
+    Paused,
 }
 
 /// Why one attempt at a job stopped short; decides the `Failed` kind.
@@ -68,39 +73,58 @@ pub(super) enum Stop {
     Interrupted,
 }
 
-pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Result<Outcome, StoreError> {
+pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Outcome {
     let started = Instant::now();
-    let id = job.id;
-    match attempt(ctx, &job, cancel).await {
+    let stop = match attempt(ctx, &job, cancel).await {
         Ok((file_id, size)) => {
-            tracing::info!(job = %id, path = %job.key, size, elapsed = ?started.elapsed(), file_id, "synced");
-            Ok(Outcome::Synced { file_id })
+            tracing::info!(job = %job.id, path = %job.key, size, elapsed = ?started.elapsed(), file_id, "synced");
+            return Outcome::Synced { file_id };
         }
-        Err(Stop::Vanished) => {
-            tracing::info!(job = %id, path = %job.key, "source vanished; job dropped");
-            ctx.store.forget(id)?;
-            Ok(Outcome::Dropped)
-        }
-        Err(Stop::Interrupted) => Ok(Outcome::Interrupted),
-        Err(Stop::Store(e)) => Err(e),
-        Err(stop) => {
-            let kind = failure_kind(&stop);
-            let delay = retry_delay(&ctx.settings, &stop, job.attempts);
-            let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-            match kind {
-                FailureKind::Permanent => {
-                    tracing::error!(job = %id, path = %job.key, error = %stop, "upload failed; `cdf-syncd retry` re-queues it")
-                }
-                FailureKind::Transient => {
-                    tracing::warn!(job = %id, path = %job.key, error = %stop, retry_in = ?delay, "upload failed; will retry")
-                }
-            }
-            ctx.store
-                .record_failure(id, kind, retry_at, &stop.to_string())?;
-            ctx.store.flush().await?;
-            Ok(Outcome::Failed)
+        Err(stop) => stop,
+    };
+    match settle(ctx, &job, stop).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            ctx.health
+                .pause(PauseReason::StateUnwritable, &e.to_string(), None);
+            Outcome::Paused
         }
     }
+}
+
+/// Records why an attempt stopped: dropped, failed (with its retry time), or left as
+/// it is while the whole pipeline pauses.
+async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError> {
+    let id = job.id;
+    let kind = match disposition(&stop) {
+        Disposition::Interrupted => return Ok(Outcome::Interrupted),
+        Disposition::Drop => {
+            tracing::info!(job = %id, path = %job.key, "source vanished; job dropped");
+            ctx.store.forget(id)?;
+            return Ok(Outcome::Dropped);
+        }
+        Disposition::Pause(reason, wait) => {
+            // The job keeps its state and its attempts; it runs again on resume.
+            tracing::debug!(job = %id, path = %job.key, error = %stop, "pausing");
+            ctx.health.pause(reason, &stop.to_string(), wait);
+            return Ok(Outcome::Paused);
+        }
+        Disposition::Fail(kind) => kind,
+    };
+    let delay = retry_delay(&ctx.settings, &stop, job.attempts);
+    let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    match kind {
+        FailureKind::Permanent => {
+            tracing::error!(job = %id, path = %job.key, error = %stop, "upload failed; `cdf-syncd retry` re-queues it")
+        }
+        FailureKind::Transient => {
+            tracing::warn!(job = %id, path = %job.key, error = %stop, retry_in = ?delay, "upload failed; will retry")
+        }
+    }
+    ctx.store
+        .record_failure(id, kind, retry_at, &stop.to_string())?;
+    ctx.store.flush().await?;
+    Ok(Outcome::Failed)
 }
 
 /// One pass over the job; returns the CDF file id and size on success.
@@ -150,7 +174,7 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
             start(ctx, job, fresh).await?
         }
         JobState::Queued | JobState::Failed { .. } => {
-            let data_set = ctx.data_sets.get(&root.id).copied();
+            let data_set = data_set(ctx, root).await?;
             let file = file_create(&mapped, Some(fp.mtime_ms()), data_set);
             let opened =
                 session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?;
@@ -214,7 +238,7 @@ async fn put_missing(
             let kind = PutKind::Single {
                 mime_type: mime_type.to_owned(),
             };
-            session::put_with_retries(&ctx.client, url, path, 0, size, &kind).await?;
+            ctx.client.put(url, path, 0, size, &kind).await?;
             Ok(())
         }
         Target::Multipart {
@@ -324,31 +348,81 @@ fn part_plan(ctx: &Ctx, size: u64) -> Result<Option<PartPlan>, Stop> {
     Ok((plan.parts > 1).then_some(plan))
 }
 
-fn failure_kind(stop: &Stop) -> FailureKind {
+/// What a stopped attempt means for the job and the pipeline.
+enum Disposition {
+    Interrupted,
+    Drop,
+    Fail(FailureKind),
+    /// Stop the whole pipeline (first probe after the given wait, if any).
+    Pause(PauseReason, Option<Duration>),
+}
+
+fn disposition(stop: &Stop) -> Disposition {
     match stop {
-        Stop::Permanent(_) => FailureKind::Permanent,
-        Stop::Cdf(e) | Stop::Finish(finish::FinishError::Cdf(e)) => match e.retry_class() {
-            RetryClass::Permanent => FailureKind::Permanent,
-            _ => FailureKind::Transient,
+        Stop::Interrupted => Disposition::Interrupted,
+        Stop::Vanished => Disposition::Drop,
+        Stop::Store(_) => Disposition::Pause(PauseReason::StateUnwritable, None),
+        Stop::Permanent(_) | Stop::Finish(finish::FinishError::Io { .. }) => {
+            Disposition::Fail(FailureKind::Permanent)
+        }
+        Stop::Wait(_) | Stop::Finish(finish::FinishError::NotYetUploaded { .. }) => {
+            Disposition::Fail(FailureKind::Transient)
+        }
+        Stop::Cdf(e) | Stop::Finish(finish::FinishError::Cdf(e)) => cdf_disposition(e),
+    }
+}
+
+/// Failures that are about CDF as a whole (unreachable, throttling, credentials) pause
+/// the pipeline instead of burning the job's attempts; the rest are the job's.
+fn cdf_disposition(e: &CdfError) -> Disposition {
+    match e {
+        CdfError::Auth(AuthError::Rejected { .. }) => {
+            Disposition::Pause(PauseReason::CredentialsRejected, None)
+        }
+        CdfError::Auth(_) | CdfError::Transport { .. } => {
+            Disposition::Pause(PauseReason::CdfUnreachable, None)
+        }
+        _ => match e.retry_class() {
+            RetryClass::Throttled { retry_after } => {
+                Disposition::Pause(PauseReason::Throttled, retry_after)
+            }
+            // A 401 even with a fresh token: CDF does not accept our identity.
+            RetryClass::ReAuth => Disposition::Pause(PauseReason::CredentialsRejected, None),
+            RetryClass::Transient => Disposition::Fail(FailureKind::Transient),
+            RetryClass::Permanent => Disposition::Fail(FailureKind::Permanent),
         },
-        Stop::Finish(finish::FinishError::Io { .. }) => FailureKind::Permanent,
-        _ => FailureKind::Transient,
+    }
+}
+
+/// The data set id for `root`'s files, looking an externalId up once (it is only
+/// known to be wrong once CDF says so, which fails the job with the reason).
+async fn data_set(ctx: &Ctx, root: &RootSettings) -> Result<Option<i64>, Stop> {
+    let external_id = match &root.fields.data_set {
+        None => return Ok(None),
+        Some(DataSetRef::Id(id)) => return Ok(Some(*id)),
+        Some(DataSetRef::ExternalId(x)) => x,
+    };
+    let mut known = ctx.data_sets.lock().await;
+    if let Some(id) = known.get(&root.id) {
+        return Ok(Some(*id));
+    }
+    match ctx.client.data_set_id(external_id).await? {
+        Some(id) => {
+            known.insert(root.id.clone(), id);
+            Ok(Some(id))
+        }
+        None => Err(Stop::Permanent(format!(
+            "root `{}`: no data set with externalId `{external_id}` in CDF",
+            root.id
+        ))),
     }
 }
 
 /// Per-job backoff: waiting for a file to settle takes `stable_for`; transient
-/// failures back off exponentially (full jitter) up to the configured maximum, or
-/// as long as CDF's `Retry-After` asks.
-fn retry_delay(settings: &Settings, stop: &Stop, attempts: u32) -> std::time::Duration {
+/// failures back off exponentially (jittered) up to the configured maximum.
+fn retry_delay(settings: &Settings, stop: &Stop, attempts: u32) -> Duration {
     if let Stop::Wait(_) = stop {
         return settings.sync.stable_for;
-    }
-    if let Stop::Cdf(e) = stop
-        && let RetryClass::Throttled {
-            retry_after: Some(d),
-        } = e.retry_class()
-    {
-        return d;
     }
     let retry = settings.upload.retry;
     let cap = retry

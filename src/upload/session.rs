@@ -2,26 +2,23 @@
 //!
 //! A session is created with `POST files` (empty files) or `initmultipartupload`.
 //! Creating is not idempotent: when the reply to a create was lost and the retry (or
-//! a rebuilt state) finds the externalId taken (409 `duplicated`), the file is ours —
-//! the externalId is derived from our own path — so the create is repeated with
-//! `overwrite=true`, which keeps the file id and hands out a new session. That settles
-//! a lost reply without a duplicate and without a 409 loop. URLs older than
+//! a rebuilt state) finds the externalId taken (409 `duplicated`), the file is looked
+//! up by externalId. One without content is the one our lost create made: the job
+//! continues with it and a fresh link. One with content was synced before (a lost job
+//! store): it is replaced with `overwrite=true`, which keeps its id. Either way no
+//! duplicate and no 409 loop. URLs older than
 //! [`URL_MAX_AGE`] are not used: the job gets a fresh session with `multiuploadlink`
 //! (or `uploadlink`) for the same file id.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::cdf::limits::PartPlan;
-use crate::cdf::{CdfClient, CdfError, FileCreate, Identity, PutKind, RetryClass};
+use crate::cdf::{CdfClient, CdfError, FileCreate, Identity};
 use crate::fingerprint::Fingerprint;
 use crate::store::{Target, Upload};
 
 /// CDF expires upload URLs after a week; stop using them a day before.
 pub const URL_MAX_AGE: Duration = Duration::from_secs(6 * 24 * 3600);
-
-/// Quick retries of one part PUT before the job as a whole backs off.
-const PUT_ATTEMPTS: u32 = 3;
 
 /// Creates the file (or replaces it with `overwrite`) and opens a session for it.
 pub async fn open(
@@ -34,8 +31,31 @@ pub async fn open(
 ) -> Result<Upload, CdfError> {
     match create(client, file, plan, overwrite, source, now_ms).await {
         Err(e) if !overwrite && e.status() == Some(409) => {
-            tracing::info!(external_id = ?file.external_id, "file already exists in CDF; replacing it");
-            create(client, file, plan, true, source, now_ms).await
+            let Some(external_id) = &file.external_id else {
+                return Err(e);
+            };
+            let id = Identity::ExternalId(external_id.clone());
+            let found = client.files_by_ids(&[id]).await?;
+            match found.first() {
+                Some(existing) if !existing.uploaded => {
+                    tracing::info!(
+                        external_id,
+                        file_id = existing.id,
+                        "the file exists without content (a create whose reply was lost); continuing with it"
+                    );
+                    relink(client, existing.id, plan, source, now_ms).await
+                }
+                Some(existing) => {
+                    tracing::info!(
+                        external_id,
+                        file_id = existing.id,
+                        "the file already exists in CDF with content; replacing it"
+                    );
+                    create(client, file, plan, true, source, now_ms).await
+                }
+                // Deleted in between: the externalId is free again.
+                None => create(client, file, plan, false, source, now_ms).await,
+            }
         }
         other => other,
     }
@@ -131,49 +151,6 @@ pub fn urls_fresh(upload: &Upload, now_ms: i64) -> bool {
     age >= 0 && (age as u128) < URL_MAX_AGE.as_millis()
 }
 
-/// One PUT, retried quickly on transient failures (the body is rebuilt from disk for
-/// every attempt). A 403/404/410 from storage means the URL is gone; that is returned
-/// at once, for the caller to relink.
-pub async fn put_with_retries(
-    client: &CdfClient,
-    url: &str,
-    path: &Path,
-    offset: u64,
-    len: u64,
-    kind: &PutKind,
-) -> Result<(), CdfError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = client.put_region(url, path, offset, len, kind).await;
-        let Err(e) = result else { return Ok(()) };
-        let retry = match e.retry_class() {
-            RetryClass::Transient => Some(backoff(attempt, None)),
-            RetryClass::Throttled { retry_after } => Some(backoff(attempt, retry_after)),
-            RetryClass::ReAuth | RetryClass::Permanent => None,
-        };
-        match retry {
-            Some(delay) if attempt < PUT_ATTEMPTS => {
-                tracing::debug!(attempt, ?delay, error = %e, "retrying PUT");
-                tokio::time::sleep(delay).await;
-            }
-            _ => return Err(e),
-        }
-    }
-}
-
-/// Full-jitter exponential backoff for the quick tier (200 ms doubling, at most 5 s),
-/// or the server's `Retry-After` when it sent one (capped at 60 s).
-fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(d) = retry_after {
-        return d.min(Duration::from_secs(60));
-    }
-    let cap = Duration::from_millis(200)
-        .saturating_mul(1 << attempt.min(5))
-        .min(Duration::from_secs(5));
-    cap.mul_f64(fastrand::f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,20 +178,5 @@ mod tests {
             !urls_fresh(&upload(10 * day), 0),
             "a clock that went back is not trusted"
         );
-    }
-
-    #[test]
-    fn backoff_honours_retry_after_and_stays_bounded() {
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(999))),
-            Duration::from_secs(60)
-        );
-        for attempt in 1..20 {
-            assert!(backoff(attempt, None) <= Duration::from_secs(5));
-        }
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cdf_syncd::auth::Credentials;
-use cdf_syncd::cdf::{CdfClient, ClientConfig, FileCreate, Identity, RetryClass};
+use cdf_syncd::cdf::{CdfClient, ClientConfig, FileCreate, Identity, RetryClass, RetryPolicy};
 use cdf_syncd::emulator::{EmulatorConfig, Faults, ScriptedFault};
 use cdf_syncd::secret::Secret;
 
@@ -22,7 +22,25 @@ async fn strict_cdf() -> TestCdf {
     .await
 }
 
+/// A client that does not retry, so each call shows the raw reply.
 fn client_for(cdf: &TestCdf, secret: &str) -> CdfClient {
+    client_with(
+        cdf,
+        secret,
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        None,
+    )
+}
+
+fn client_with(
+    cdf: &TestCdf,
+    secret: &str,
+    retry: RetryPolicy,
+    max_requests_per_second: Option<u32>,
+) -> CdfClient {
     CdfClient::new(ClientConfig {
         base_url: cdf.emu.base_url().parse().expect("url"),
         project: cdf.emu.project().to_owned(),
@@ -36,6 +54,8 @@ fn client_for(cdf: &TestCdf, secret: &str) -> CdfClient {
         },
         request_timeout: Duration::from_secs(10),
         put_timeout: Duration::from_secs(30),
+        retry,
+        max_requests_per_second,
     })
     .expect("client")
 }
@@ -120,4 +140,107 @@ async fn data_sets_are_looked_up_by_external_id() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["missing"][0]["externalId"], "nope");
+}
+
+fn quick_retries(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        budget: Duration::from_secs(30),
+    }
+}
+
+fn scripted(endpoint: &str, status: u16, times: u32) -> ScriptedFault {
+    ScriptedFault {
+        endpoint: endpoint.to_owned(),
+        status,
+        lost_response: false,
+        times,
+    }
+}
+
+#[tokio::test]
+async fn the_quick_tier_retries_transient_and_throttled_replies_and_counts_throttling() {
+    let cdf = strict_cdf().await;
+    let client = client_with(
+        &cdf,
+        cdf_syncd::emulator::DEMO_CLIENT_SECRET,
+        quick_retries(3),
+        None,
+    );
+    cdf.emu.set_faults(Faults {
+        scripted: vec![
+            scripted("files/byids", 503, 1),
+            scripted("files/byids", 429, 1),
+            scripted("files/byids", 500, 1),
+        ],
+        ..Faults::default()
+    });
+    let found = client.files_by_ids(&[Identity::Id(1)]).await;
+    assert!(found.expect("retried to success").is_empty());
+    assert_eq!(client.throttled_total(), 2);
+    assert_eq!(cdf.emu.counters().total("POST files/byids"), 4);
+
+    // A permanent error is returned at once; a fourth failure exhausts the tier.
+    cdf.emu.set_faults(Faults {
+        scripted: vec![scripted("files/byids", 500, 4)],
+        ..Faults::default()
+    });
+    let err = client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect_err("500 x4");
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(cdf.emu.counters().total("POST files/byids"), 8);
+    let err = client
+        .update_files(vec![serde_json::json!({"id": 424242, "update": {}})])
+        .await
+        .expect_err("unknown id");
+    assert_eq!(err.retry_class(), RetryClass::Permanent, "{err}");
+    assert_eq!(cdf.emu.counters().total("POST files/update"), 1);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_by_the_quick_tier() {
+    let cdf = strict_cdf().await;
+    let client = client_with(
+        &cdf,
+        cdf_syncd::emulator::DEMO_CLIENT_SECRET,
+        quick_retries(2),
+        None,
+    );
+    cdf.emu.set_faults(Faults {
+        api_429: 1.0,
+        api_429_retry_after: Some(1),
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let err = client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect_err("always 429");
+    // Two retries, each after the one second CDF asked for.
+    assert!(started.elapsed() >= Duration::from_secs(2), "{err}");
+    assert_eq!(client.throttled_total(), 3);
+}
+
+#[tokio::test]
+async fn max_requests_per_second_spaces_every_request() {
+    let cdf = strict_cdf().await;
+    let client = client_with(
+        &cdf,
+        cdf_syncd::emulator::DEMO_CLIENT_SECRET,
+        quick_retries(0),
+        Some(10),
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..11 {
+        client
+            .files_by_ids(&[Identity::Id(1)])
+            .await
+            .expect("byids");
+    }
+    // Eleven requests at ten per second need at least one second.
+    assert!(started.elapsed() >= Duration::from_secs(1));
 }

@@ -60,6 +60,9 @@ stable_for = "200ms"
 [upload]
 part_size = "64 KiB"
 max_parallel_parts = 3
+max_request_retries = 3
+initial_backoff = "50ms"
+max_backoff = "1s"
 [state]
 dir = "{state}"
 "#,
