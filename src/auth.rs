@@ -57,8 +57,10 @@ impl AuthError {
 #[derive(Debug)]
 struct CachedToken {
     token: Secret,
-    /// When to stop using it: the expiry minus a safety margin.
+    /// When to get a new one: the expiry minus a safety margin.
     refresh_at: Instant,
+    /// When it stops working (minus a little for clock skew and transit).
+    usable_until: Instant,
 }
 
 /// Hands out valid access tokens.
@@ -81,6 +83,10 @@ struct TokenReply {
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Refresh this long before expiry at most (half the lifetime for short-lived tokens).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// A token is not used in its last moments (clock skew, a request in transit).
+const EXPIRY_SLACK: Duration = Duration::from_secs(5);
+/// After a failed refresh, the cached token is used this long before trying again.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 impl TokenProvider {
     pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
@@ -91,18 +97,34 @@ impl TokenProvider {
         }
     }
 
-    /// A token valid for at least the refresh margin.
+    /// A token valid for at least the refresh margin, or, while the token endpoint
+    /// is unavailable, the cached token for as long as it still works.
     pub async fn token(&self) -> Result<Secret, AuthError> {
         let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.as_ref()
-            && Instant::now() < cached.refresh_at
+        let now = Instant::now();
+        if let Some(cached) = cache.as_mut()
+            && now < cached.refresh_at
         {
             return Ok(cached.token.clone());
         }
-        let fresh = self.fetch().await?;
-        let token = fresh.token.clone();
-        *cache = Some(fresh);
-        Ok(token)
+        match self.fetch().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                *cache = Some(fresh);
+                Ok(token)
+            }
+            Err(e) if e.is_transient() => match cache.as_mut() {
+                Some(cached) if now < cached.usable_until => {
+                    tracing::warn!(error = %e, valid_for = ?cached.usable_until - now,
+                        "cannot refresh the access token; using the current one while it is valid");
+                    // Ask again in a while, not on every call.
+                    cached.refresh_at = (now + REFRESH_RETRY).min(cached.usable_until);
+                    Ok(cached.token.clone())
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets `used` after CDF answered 401 to it (unless it was already replaced).
@@ -115,10 +137,14 @@ impl TokenProvider {
 
     async fn fetch(&self) -> Result<CachedToken, AuthError> {
         match &self.credentials {
-            Credentials::StaticToken(token) => Ok(CachedToken {
-                token: token.clone(),
-                refresh_at: Instant::now() + Duration::from_secs(365 * 24 * 3600),
-            }),
+            Credentials::StaticToken(token) => {
+                let forever = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                Ok(CachedToken {
+                    token: token.clone(),
+                    refresh_at: forever,
+                    usable_until: forever,
+                })
+            }
             Credentials::ClientCredentials {
                 token_url,
                 client_id,
@@ -184,9 +210,11 @@ impl TokenProvider {
             .and_then(parse_expires_in)
             .unwrap_or(DEFAULT_LIFETIME);
         let margin = REFRESH_MARGIN.min(lifetime / 2);
+        let now = Instant::now();
         Ok(CachedToken {
             token: Secret::new(reply.access_token),
-            refresh_at: Instant::now() + lifetime - margin,
+            refresh_at: now + lifetime - margin,
+            usable_until: now + lifetime.saturating_sub(EXPIRY_SLACK.min(lifetime / 4)),
         })
     }
 }

@@ -37,6 +37,12 @@ pub fn sync(args: &SyncArgs) -> ExitCode {
                 "synced {} files, {} failed, {} vanished",
                 tally.synced, tally.failed_jobs, tally.dropped
             );
+            if let Some(reason) = tally.gave_up {
+                eprintln!(
+                    "error: gave up while paused ({reason}); the queued files stay queued for the next run"
+                );
+                return ExitCode::FAILURE;
+            }
             if tally.failed_jobs == 0 {
                 ExitCode::SUCCESS
             } else {

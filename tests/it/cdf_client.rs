@@ -244,3 +244,38 @@ async fn max_requests_per_second_spaces_every_request() {
     // Eleven requests at ten per second need at least one second.
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn a_valid_token_outlives_a_token_endpoint_outage_until_it_expires() {
+    let cdf = TestCdf::start(EmulatorConfig {
+        strict_headers: true,
+        token_lifetime: Duration::from_secs(8),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client_for(&cdf, cdf_syncd::emulator::DEMO_CLIENT_SECRET);
+    client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect("byids");
+    cdf.emu.set_faults(Faults {
+        scripted: vec![scripted("token", 503, 10_000)],
+        ..Faults::default()
+    });
+    // Past the refresh point (half of 8 s) the refresh fails; the token still works.
+    crate::support::wait_until(15, "a call served by the cached token", || async {
+        let ok = client.files_by_ids(&[Identity::Id(1)]).await.is_ok();
+        ok && cdf.emu.counters().with_status("POST token", 503) >= 1
+    })
+    .await;
+    // Once it has expired, the outage shows.
+    crate::support::wait_until(15, "the expired token to be given up", || async {
+        client.files_by_ids(&[Identity::Id(1)]).await.is_err()
+    })
+    .await;
+    let err = client
+        .files_by_ids(&[Identity::Id(1)])
+        .await
+        .expect_err("expired");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+}

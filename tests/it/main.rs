@@ -11,6 +11,7 @@ mod demo;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
+mod resilience;
 mod store;
 mod support;
 mod sync;

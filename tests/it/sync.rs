@@ -128,6 +128,13 @@ async fn a_lost_create_reply_is_settled_without_a_duplicate() {
         1,
         "{c:?}"
     );
+    // Settled by looking the file up and continuing with it, not by replacing it.
+    assert!(c.total("POST files/byids") >= 1, "{c:?}");
+    assert_eq!(c.total("POST files/multiuploadlink"), 1, "{c:?}");
+    assert!(
+        out.contains("a create whose reply was lost"),
+        "the lookup is logged: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

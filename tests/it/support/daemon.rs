@@ -119,6 +119,27 @@ dir = "{state}"
             .expect("spawn daemon")
     }
 
+    /// [`Tree::start_daemon`] with extra environment (e.g. a wrong `IT_SECRET`).
+    pub fn start_daemon_env(&self, n: usize, env: &[(&str, &str)]) -> Child {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("daemon-{n}.log"))).expect("log");
+        self.command(&["run"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon")
+    }
+
+    /// Opens the job store of a stopped daemon.
+    pub fn store(&self) -> cdf_syncd::store::Store {
+        cdf_syncd::store::Store::open(
+            self.dir.path().join("state"),
+            cdf_syncd::store::StoreOptions::default(),
+        )
+        .expect("open the job store")
+    }
+
     pub fn daemon_log(&self, n: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default()
     }
