@@ -137,6 +137,13 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
         .ok_or(Stop::Vanished)?;
     let path = root.path.join(job.key.rel_path());
     let fp = stat(&path).await?;
+    // An unreadable file fails before anything is created for it in CDF.
+    if let Err(e) = tokio::fs::File::open(&path).await {
+        return Err(match e.kind() {
+            std::io::ErrorKind::NotFound => Stop::Vanished,
+            _ => Stop::Permanent(format!("cannot read {}: {e}", path.display())),
+        });
+    }
     if fp.size > root.max_file_size {
         return Err(Stop::Permanent(format!(
             "{} bytes is over max_file_size ({} bytes)",

@@ -270,3 +270,91 @@ async fn files_cdf_refuses_or_that_vanish_do_not_hold_up_the_queue() {
     assert!(all_synced_once(&t, &good), "{out}");
     assert_eq!(t.cdf.emu.files().len(), good.len(), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_urls_older_than_six_days_are_replaced_not_used() {
+    use cdf_syncd::store::JobState;
+    let t = Tree::new("").await;
+    let bytes = pattern(4 * PART + 3, 5);
+    t.write("old/urls.bin", &bytes);
+    // First run: the session opens, then storage refuses every PUT (a permanent 400).
+    t.cdf.emu.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            endpoint: "put".to_owned(),
+            status: 400,
+            lost_response: false,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let (ok, out) = t.sync_once().await;
+    assert!(!ok, "{out}");
+    t.cdf.emu.set_faults(Faults::default());
+    // Age the stored session by a week, as if the gateway had been off that long.
+    {
+        let store = t.store();
+        let job = store.list(None, 10).expect("list").pop().expect("a job");
+        let JobState::Failed {
+            resume: Some(mut upload),
+            ..
+        } = job.state
+        else {
+            panic!("expected a failed job with its session: {job:#?}");
+        };
+        upload.urls_issued_ms -= 7 * 24 * 3600 * 1000;
+        store
+            .set_state(job.id, JobState::Uploading(upload))
+            .expect("set state");
+        store.flush_blocking().expect("flush");
+    }
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    assert!(all_synced_once(&t, &[("old/urls.bin".to_owned(), bytes)]));
+    let c = t.cdf.emu.counters();
+    assert_eq!(c.total("POST files/multiuploadlink"), 1, "{c:?}");
+    assert_eq!(c.total("POST files/initmultipartupload"), 1, "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_file_fails_with_the_reason_and_the_rest_syncs() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tree::new("").await;
+    let ok_file = ("ok/readable.txt".to_owned(), pattern(500, 3));
+    write_all(&t, std::slice::from_ref(&ok_file));
+    t.write("locked/secret.bin", &pattern(700, 4));
+    let locked = t.watch().join("locked/secret.bin");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    // root reads anything: run as nobody, on a tree nobody owns, except the locked file.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let wrapper: &[&str] = if root {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(t.dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        std::os::unix::fs::chown(&locked, Some(0), Some(0)).expect("chown locked");
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ]
+    } else {
+        &[]
+    };
+    let (ok, out) = t.sync_once_wrapped(wrapper).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("synced 1 files, 1 failed"), "{out}");
+    assert!(
+        out.contains("Permission denied"),
+        "the reason is logged: {out}"
+    );
+    assert!(all_synced_once(&t, &[ok_file]), "{out}");
+    assert_eq!(t.cdf.emu.files().len(), 1, "{out}");
+}

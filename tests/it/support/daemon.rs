@@ -9,6 +9,12 @@ use cdf_syncd::emulator::{EmulatorConfig, FileView};
 
 use super::emulator::TestCdf;
 
+/// The `[upload]` retry settings of [`Tree::new`]: quick, so that tests of retries,
+/// pauses and probes finish fast.
+pub const QUICK_RETRIES: &str = r#"max_request_retries = 3
+initial_backoff = "50ms"
+max_backoff = "1s""#;
+
 /// Multipart part size the tests configure (the emulator's minimum is lowered to it).
 pub const PART: usize = 64 * 1024;
 
@@ -28,6 +34,16 @@ impl Tree {
     /// Like [`Tree::new`], with emulator settings (strict headers and the lowered
     /// minimum part size are always set).
     pub async fn with_emulator(emulator: EmulatorConfig, root_extra: &str) -> Self {
+        Self::with_upload(emulator, root_extra, QUICK_RETRIES).await
+    }
+
+    /// Like [`Tree::with_emulator`]; `upload_extra` goes into the `[upload]` table
+    /// (which already sets `part_size` and `max_parallel_parts`).
+    pub async fn with_upload(
+        emulator: EmulatorConfig,
+        root_extra: &str,
+        upload_extra: &str,
+    ) -> Self {
         let cdf = TestCdf::start(EmulatorConfig {
             strict_headers: true,
             min_part_size: PART as u64,
@@ -60,9 +76,7 @@ stable_for = "200ms"
 [upload]
 part_size = "64 KiB"
 max_parallel_parts = 3
-max_request_retries = 3
-initial_backoff = "50ms"
-max_backoff = "1s"
+{upload_extra}
 [state]
 dir = "{state}"
 "#,
@@ -76,6 +90,11 @@ dir = "{state}"
 
     pub fn watch(&self) -> PathBuf {
         self.dir.path().join("watch")
+    }
+
+    /// The daemon's state directory (its job store).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     pub fn write(&self, rel: &str, bytes: &[u8]) {
@@ -96,7 +115,20 @@ dir = "{state}"
 
     /// Runs `sync --once` in a blocking thread (the emulator serves on this runtime).
     pub async fn sync_once(&self) -> (bool, String) {
+        self.sync_once_wrapped(&[]).await
+    }
+
+    /// [`Tree::sync_once`] run through a wrapper command (e.g. `setpriv ...`).
+    pub async fn sync_once_wrapped(&self, wrapper: &[&str]) -> (bool, String) {
         let mut cmd = self.command(&["sync", "--once"]);
+        if let Some((program, args)) = wrapper.split_first() {
+            let inner = cmd;
+            cmd = Command::new(program);
+            cmd.args(args)
+                .arg(inner.get_program())
+                .args(inner.get_args())
+                .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        }
         let out = tokio::task::spawn_blocking(move || cmd.output().expect("run sync"))
             .await
             .expect("join");
