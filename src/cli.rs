@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+pub use crate::admin::JobFilter;
 
 /// Keeps local directories synchronised into Cognite Data Fusion Files.
 #[derive(Debug, Parser)]
@@ -22,6 +24,24 @@ pub enum Command {
     Sync(SyncArgs),
     /// Validate a configuration file and print the resolved plan.
     CheckConfig(CheckConfigArgs),
+    /// List jobs: path, state, attempts, next retry, last error.
+    ///
+    /// Works with the daemon running (through its admin socket) and stopped (reading
+    /// the job store directly). A job lives from the moment a file is found complete
+    /// until it is synced; synced files have no job.
+    Jobs(JobsArgs),
+    /// Re-queue failed jobs (attempts reset; they run as soon as a worker is free).
+    ///
+    /// Fix the cause first (a file over max_file_size, a permission in CDF): a job
+    /// that fails permanently waits for this command.
+    Retry(RetryArgs),
+    /// Drop one job; the file stays where it is and CDF is not touched.
+    ///
+    /// The next scan (the daemon's periodic safety scan, or the next start) queues the
+    /// file again if it still exists and is not synced. While the daemon runs only a
+    /// failed job that is not about to be retried can be forgotten: a queued or
+    /// in-flight one may be in a worker's hands.
+    Forget(ForgetArgs),
     /// Run the built-in CDF emulator (a local stand-in for CDF, for tests and demos).
     #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
@@ -51,6 +71,44 @@ pub struct SyncArgs {
     /// Scan once and exit when everything is synced (the only mode for now).
     #[arg(long, required = true)]
     pub once: bool,
+    #[command(flatten)]
+    pub file: ConfigArgs,
+}
+
+/// `cdf-syncd jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only jobs in this group of states (default: all).
+    #[arg(long, value_enum)]
+    pub state: Option<JobFilter>,
+    /// Print one JSON document (`source`, `total`, `jobs`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many jobs, oldest first (1..=10000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    #[command(flatten)]
+    pub file: ConfigArgs,
+}
+
+/// `cdf-syncd retry`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["job", "all_failed"])))]
+pub struct RetryArgs {
+    /// The job's id (the first column of `cdf-syncd jobs`).
+    pub job: Option<u64>,
+    /// Every failed job.
+    #[arg(long)]
+    pub all_failed: bool,
+    #[command(flatten)]
+    pub file: ConfigArgs,
+}
+
+/// `cdf-syncd forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The job's id (the first column of `cdf-syncd jobs`).
+    pub job: u64,
     #[command(flatten)]
     pub file: ConfigArgs,
 }

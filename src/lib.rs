@@ -4,6 +4,7 @@
 //! The pipeline (see `docs/ARCHITECTURE.md`) runs watch -> stability gate -> job store ->
 //! workers -> CDF client. This crate holds the library; `src/main.rs` is a thin CLI over it.
 
+pub mod admin;
 pub mod auth;
 pub mod cdf;
 pub mod cli;

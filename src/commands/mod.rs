@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 pub mod check_config;
 #[cfg(feature = "emulator")]
 pub mod demo;
+pub mod jobs;
 pub mod run;
 
 /// Exit code for invalid input (a bad configuration file, bad arguments).
@@ -18,6 +19,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Sync(args) => run::sync(&args),
+        Command::Jobs(args) => jobs::list(&args),
+        Command::Retry(args) => jobs::retry(&args),
+        Command::Forget(args) => jobs::forget(&args),
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => report(crate::emulator::cli::run(args)),
         #[cfg(feature = "emulator")]

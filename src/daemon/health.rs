@@ -12,10 +12,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why the pipeline is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseReason {
     /// CDF, the token endpoint or the network cannot be reached.
@@ -40,7 +40,7 @@ impl std::fmt::Display for PauseReason {
 }
 
 /// What `status` shows about the pipeline's health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthSnapshot {
     /// `None` while running normally.
     pub paused: Option<PauseReason>,
@@ -101,6 +101,8 @@ const INCREASE_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// Wakes the scheduler when work may have become due (a job re-queued by hand).
+    nudge: tokio::sync::Notify,
     max_files: usize,
     max_parts: usize,
     backoff: ProbeBackoff,
@@ -120,10 +122,21 @@ impl Health {
                     .checked_sub(DECREASE_EVERY)
                     .unwrap_or_else(Instant::now),
             }),
+            nudge: tokio::sync::Notify::new(),
             max_files,
             max_parts,
             backoff,
         }
+    }
+
+    /// Tells the scheduler to look for due jobs now.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Resolves after [`Health::nudge`].
+    pub async fn nudged(&self) {
+        self.nudge.notified().await;
     }
 
     /// Stops the pipeline for `reason`. The first probe runs after `wait` when given
@@ -199,11 +212,12 @@ impl Health {
     }
 
     /// The probe succeeded (or a throttling pause ran out): work may start again.
-    pub fn resume(&self) {
+    /// Returns the reason of the pause that ended, if one did.
+    pub fn resume(&self) -> Option<PauseReason> {
         let mut s = self.lock();
-        if let Some(p) = s.pause.take() {
-            tracing::info!(reason = %p.reason, paused_for = ?p.since.elapsed(), "resuming the pipeline");
-        }
+        let p = s.pause.take()?;
+        tracing::info!(reason = %p.reason, paused_for = ?p.since.elapsed(), "resuming the pipeline");
+        Some(p.reason)
     }
 
     /// Adaptive concurrency from the client's running count of throttling replies:

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::health::{Health, PauseReason};
 use crate::store::{FileKey, Store};
 use crate::watch::WatchEvent;
 
@@ -18,6 +19,7 @@ const BATCH: usize = 512;
 
 pub async fn run(
     store: Arc<Store>,
+    health: Arc<Health>,
     mut rx: mpsc::Receiver<WatchEvent>,
     wake: Arc<Notify>,
     done: CancellationToken,
@@ -26,20 +28,26 @@ pub async fn run(
     let mut scans_done = 0;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut unrecorded = (0, None);
         for event in batch.drain(..) {
             match event {
                 WatchEvent::Stable(file) => {
                     let key = FileKey::new(file.root, &file.rel);
                     if let Err(e) = store.enqueue(key, file.fingerprint, super::worker::now_ms()) {
-                        tracing::error!(error = %e, "cannot record a job; the next scan finds the file again");
+                        unrecorded.0 += 1;
+                        unrecorded.1.get_or_insert(e);
                     }
                 }
                 WatchEvent::Gone { .. } => {}
                 WatchEvent::ScanDone { .. } => scans_done += 1,
             }
         }
-        if let Err(e) = store.flush().await {
-            tracing::error!(error = %e, "cannot flush the job store");
+        let flushed = store.flush().await;
+        if let (n, Some(e)) = (unrecorded.0, unrecorded.1.or(flushed.err())) {
+            // One line per burst; a full or failing state dir pauses the pipeline, and
+            // the rescan when it heals finds these files again.
+            tracing::error!(files = n, error = %e, "cannot record jobs; the files are found again by a rescan");
+            health.pause(PauseReason::StateUnwritable, &e.to_string(), None);
         }
         wake.notify_one();
         if scans_done >= roots {

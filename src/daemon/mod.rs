@@ -43,6 +43,8 @@ pub enum DaemonError {
     Client(#[from] crate::cdf::CdfError),
     #[error("watcher: {0}")]
     Watch(String),
+    #[error("{0}")]
+    Internal(String),
     #[error("root `{root}`: no data set with externalId `{external_id}` in CDF")]
     UnknownDataSet { root: String, external_id: String },
 }
@@ -56,7 +58,10 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Tally, DaemonError> {
     let settings = Arc::new(settings);
-    let store = Arc::new(Store::open(&settings.state.dir, StoreOptions::default())?);
+    let Some(store) = open_store(&settings, mode, &cancel).await? else {
+        return Ok(Tally::default());
+    };
+    let store = Arc::new(store);
     let env = |name: &str| std::env::var(name).ok();
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
     let data_sets = resolve_data_sets(&client, &settings).await?;
@@ -69,6 +74,12 @@ pub async fn run(
             max: retry.max_backoff,
         },
     ));
+    let wake = Arc::new(Notify::new());
+    let intake_done = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(1024);
+    let (watcher, watch) =
+        crate::watch::spawn_controlled(settings.clone(), mode == Mode::Once, tx, cancel.clone())
+            .map_err(|e| DaemonError::Watch(e.to_string()))?;
     let ctx = Arc::new(worker::Ctx {
         client,
         health: health.clone(),
@@ -76,19 +87,23 @@ pub async fn run(
         store: store.clone(),
         settings: settings.clone(),
         min_part_size,
+        watch: watch.control,
     });
-    let wake = Arc::new(Notify::new());
-    let intake_done = CancellationToken::new();
-    let (tx, rx) = mpsc::channel(1024);
-    let watcher = crate::watch::spawn(settings.clone(), mode == Mode::Once, tx, cancel.clone())
-        .map_err(|e| DaemonError::Watch(e.to_string()))?;
     let intake = tokio::spawn(intake::run(
         store.clone(),
+        health.clone(),
         rx,
         wake.clone(),
         intake_done.clone(),
         settings.roots.len(),
     ));
+    let admin = crate::admin::start(
+        &settings.admin,
+        store.clone(),
+        health.clone(),
+        cancel.clone(),
+    )
+    .await;
     let until = match mode {
         Mode::Daemon => scheduler::Until::Cancelled,
         Mode::Once => scheduler::Until::Idle,
@@ -97,9 +112,46 @@ pub async fn run(
     cancel.cancel();
     let _ = watcher.await;
     let _ = intake.await;
+    if let Some(admin) = admin {
+        let _ = admin.await; // removes the socket file
+    }
     store.flush().await?;
     tally.failed_jobs = store.counts()?.get(StateKind::Failed);
     Ok(tally)
+}
+
+/// Opens the job store off the runtime. A state directory that cannot take writes (a
+/// full disk) is waited for in daemon mode, so that systemd does not restart-loop;
+/// `None` when cancelled meanwhile.
+async fn open_store(
+    settings: &Settings,
+    mode: Mode,
+    cancel: &CancellationToken,
+) -> Result<Option<Store>, DaemonError> {
+    let retry = settings.upload.retry;
+    let mut wait = retry.initial_backoff;
+    loop {
+        let dir = settings.state.dir.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Store::open(&dir, StoreOptions::default()))
+                .await
+                .map_err(|e| DaemonError::Internal(format!("opening the job store: {e}")))?;
+        match opened {
+            Ok(store) => return Ok(Some(store)),
+            Err(e) if e.is_unwritable() && mode == Mode::Daemon => {
+                tracing::error!(error = %e, retry_in = ?wait,
+                    "cannot open the job store; free space in (or fix) the [state] dir, cdf-syncd keeps trying");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.cancelled() => return Ok(None),
+                }
+                wait = wait
+                    .saturating_mul(2)
+                    .min(retry.max_backoff.max(retry.initial_backoff));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Looks up the data sets given by externalId, so that a wrong one stops the start

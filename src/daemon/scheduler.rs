@@ -116,7 +116,11 @@ pub async fn run(
             Some(probed) = probes.join_next(), if !probes.is_empty() => {
                 match probed {
                     Ok(Ok(())) => {
-                        ctx.health.resume();
+                        if ctx.health.resume() == Some(PauseReason::StateUnwritable) {
+                            // What intake could not record, and unflushed writes the
+                            // store's reopen dropped, are found again by a scan.
+                            ctx.watch.rescan_all();
+                        }
                         failed_probes = 0;
                         resume_in_flight = true;
                         backlog.clear();
@@ -129,6 +133,7 @@ pub async fn run(
                 }
             }
             () = wake.notified() => {}
+            () = ctx.health.nudged() => {}
             () = tokio::time::sleep(nap) => {}
             () = cancel.cancelled(), if !cancel.is_cancelled() => {}
         }
@@ -179,7 +184,7 @@ async fn probe(ctx: &Ctx, reason: PauseReason) -> ProbeResult {
         PauseReason::Throttled => Ok(()),
         PauseReason::StateUnwritable => ctx
             .store
-            .flush()
+            .probe_writable()
             .await
             .map_err(|e| (PauseReason::StateUnwritable, e.to_string())),
         PauseReason::CdfUnreachable | PauseReason::CredentialsRejected => {

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub data_sets: tokio::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// CDF's minimum part size (lowered only against a test emulator).
     pub min_part_size: u64,
+    /// Asks the watcher for a full rescan (after the state directory healed).
+    pub watch: crate::watch::WatchControl,
 }
 
 /// How a job run ended.
@@ -67,6 +69,9 @@ pub(super) enum Stop {
     Wait(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Completing was refused and the file has no content: the session is gone.
+    #[error("{0}")]
+    SessionLost(CdfError),
     #[error("vanished")]
     Vanished,
     #[error("interrupted")]
@@ -84,7 +89,27 @@ pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Outcome {
     };
     match settle(ctx, &job, stop).await {
         Ok(outcome) => outcome,
-        Err(e) => {
+        Err(e) => store_failed(ctx, &job, &e),
+    }
+}
+
+/// A store call failed under a worker. A job forgotten or re-queued meanwhile (by
+/// `cdf-syncd forget`/`retry`) just ends this run; anything else about the store
+/// pauses the pipeline until a write goes through again.
+fn store_failed(ctx: &Ctx, job: &Job, e: &StoreError) -> Outcome {
+    match e {
+        StoreError::NoSuchJob { .. } => {
+            tracing::info!(job = %job.id, path = %job.key, "the job was forgotten while it ran");
+            Outcome::Dropped
+        }
+        StoreError::WrongState { .. } => {
+            tracing::info!(job = %job.id, path = %job.key, error = %e, "the job changed while it ran; it runs again by its new state");
+            Outcome::Interrupted
+        }
+        _ => {
+            if !e.is_unwritable() {
+                tracing::error!(job = %job.id, error = %e, "unexpected job store error");
+            }
             ctx.health
                 .pause(PauseReason::StateUnwritable, &e.to_string(), None);
             Outcome::Paused
@@ -98,6 +123,12 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
     let id = job.id;
     let kind = match disposition(&stop) {
         Disposition::Interrupted => return Ok(Outcome::Interrupted),
+        Disposition::Store => {
+            let Stop::Store(e) = stop else {
+                return Ok(Outcome::Interrupted);
+            };
+            return Err(e);
+        }
         Disposition::Drop => {
             tracing::info!(job = %id, path = %job.key, "source vanished; job dropped");
             ctx.store.forget(id)?;
@@ -161,7 +192,10 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
     }
     let upload = match &job.state {
         JobState::Done { file_id } => {
-            return finish_job(ctx, job, root, &mapped, *file_id, fp).await;
+            // What was uploaded is the job's fingerprint, not whatever the file is now
+            // (it may have changed while the daemon was down): a newer version is then
+            // not marked synced, and the store re-queues it.
+            return finish_job(ctx, job, root, &mapped, *file_id, job.fingerprint).await;
         }
         JobState::Completing(u) if u.source == fp => u.clone(),
         JobState::Uploading(u)
@@ -189,7 +223,20 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
         }
     };
     let upload = send_content(ctx, job, &path, upload, plan, mapped.mime_type, cancel).await?;
-    let file_id = complete(ctx, job, &path, upload).await?;
+    let file_id = match complete(ctx, job, &path, upload.clone()).await {
+        Err(Stop::SessionLost(e)) => {
+            // CDF no longer knows the session (expired, or its completion was lost
+            // on CDF's side) and the file has no content: send it again in a new one.
+            tracing::warn!(job = %job.id, path = %job.key, error = %e,
+                "CDF no longer knows the upload session; sending the file again in a new one");
+            let fresh = session::relink(&ctx.client, upload.file_id, plan, fp, now_ms()).await?;
+            let fresh = start(ctx, job, fresh).await?;
+            let fresh =
+                send_content(ctx, job, &path, fresh, plan, mapped.mime_type, cancel).await?;
+            complete(ctx, job, &path, fresh).await?
+        }
+        other => other?,
+    };
     finish_job(ctx, job, root, &mapped, file_id, fp).await
 }
 
@@ -292,7 +339,7 @@ async fn complete(ctx: &Ctx, job: &Job, path: &Path, upload: Upload) -> Result<i
             if found.iter().any(|f| f.uploaded) {
                 Ok(upload.file_id)
             } else {
-                Err(e.into())
+                Err(Stop::SessionLost(e))
             }
         }
         Err(e) => Err(e.into()),
@@ -358,6 +405,7 @@ fn part_plan(ctx: &Ctx, size: u64) -> Result<Option<PartPlan>, Stop> {
 /// What a stopped attempt means for the job and the pipeline.
 enum Disposition {
     Interrupted,
+    Store,
     Drop,
     Fail(FailureKind),
     /// Stop the whole pipeline (first probe after the given wait, if any).
@@ -368,11 +416,14 @@ fn disposition(stop: &Stop) -> Disposition {
     match stop {
         Stop::Interrupted => Disposition::Interrupted,
         Stop::Vanished => Disposition::Drop,
-        Stop::Store(_) => Disposition::Pause(PauseReason::StateUnwritable, None),
+        // Handled by `store_failed` (settle returns it as an error).
+        Stop::Store(_) => Disposition::Store,
         Stop::Permanent(_) | Stop::Finish(finish::FinishError::Io { .. }) => {
             Disposition::Fail(FailureKind::Permanent)
         }
-        Stop::Wait(_) | Stop::Finish(finish::FinishError::NotYetUploaded { .. }) => {
+        Stop::Wait(_)
+        | Stop::SessionLost(_)
+        | Stop::Finish(finish::FinishError::NotYetUploaded { .. }) => {
             Disposition::Fail(FailureKind::Transient)
         }
         Stop::Cdf(e) | Stop::Finish(finish::FinishError::Cdf(e)) => cdf_disposition(e),

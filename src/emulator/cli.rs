@@ -97,6 +97,9 @@ pub struct FaultArgs {
     /// Requests beyond this many in flight get 429.
     #[arg(long = "max-concurrency", value_name = "N")]
     pub max_concurrency: Option<usize>,
+    /// Bandwidth of each upload-URL PUT, bytes per second (e.g. `128 KiB`).
+    #[arg(long = "put-rate", value_name = "SIZE", value_parser = parse_rate)]
+    pub put_rate: Option<u64>,
 }
 
 /// An OAuth2 client: id and secret.
@@ -134,6 +137,13 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("{e} (examples: 1024, 64KiB, 5 MiB)"))
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("expected a positive size per second".to_owned()),
+        n => Ok(n),
+    }
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -176,6 +186,7 @@ impl EmulatorArgs {
                 lost_response: f.lost_response,
                 latency_ms: u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX),
                 max_concurrency: f.max_concurrency,
+                put_bytes_per_sec: f.put_rate,
                 scripted: Vec::new(),
             },
         }
@@ -297,6 +308,8 @@ mod tests {
             "20ms",
             "--max-concurrency",
             "4",
+            "--put-rate",
+            "128 KiB",
         ])
         .args
         .config();
@@ -317,6 +330,8 @@ mod tests {
             ),
             (1.0, 20, Some(4))
         );
+        assert_eq!(c.faults.put_bytes_per_sec, Some(128 * 1024));
+        assert!(Cli::try_parse_from(["x", "--put-rate", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "--fault-500", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["x", "--client", "nosecret"]).is_err());
         assert!(Cli::try_parse_from(["x", "--data", "/d", "--discard"]).is_err());

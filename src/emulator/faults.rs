@@ -1,28 +1,33 @@
 //! Fault injection, per `docs/EMULATOR.md` "Fault injection": added latency, a
-//! concurrency cap answered with 429, scripted one-shot faults, and random 429/500/503,
-//! dropped connections and lost responses.
+//! concurrency cap answered with 429, scripted one-shot faults, random 429/500/503,
+//! dropped connections and lost responses, and a bandwidth limit on upload-URL PUTs.
 //!
 //! For each request (inspection endpoints excluded) the order is: concurrency cap, then
-//! latency, then one [`Plan`] from [`decide`] (a pure function of the settings and a
-//! random source, unit-tested below), then its execution. A scripted fault matching the
-//! endpoint wins over the random ones and is consumed. Random API faults apply to
-//! `/api/v1/...` calls, PUT faults and `drop_connection` to upload-URL PUTs,
-//! `lost_response` to both; the token endpoint and downloads only get scripted faults,
-//! latency and the concurrency cap.
+//! latency (and the bandwidth limit on a PUT's body), then one [`Plan`] from [`decide`]
+//! (a pure function of the settings and a random source, unit-tested below), then its
+//! execution. A scripted fault matching the endpoint wins over the random ones and is
+//! consumed. Random API faults apply to `/api/v1/...` calls, PUT faults and
+//! `drop_connection` to upload-URL PUTs, `lost_response` to both; the token endpoint and
+//! downloads only get scripted faults, latency and the concurrency cap.
 //!
-//! Fault replies read (and count) the request body first, so that the client reliably
-//! sees the status instead of a reset while it is still sending.
+//! Every injected fault is counted in `counters.faults_injected`. Fault replies read
+//! (and count) the request body first, so that the client reliably sees the status
+//! instead of a reset while it is still sending.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::error::ApiError;
 use super::middleware::{Endpoint, Kind};
@@ -44,6 +49,21 @@ pub(crate) enum Plan {
     Drop,
     /// Do the work, then cut the connection instead of replying.
     Lost,
+}
+
+impl Plan {
+    /// How `counters.faults_injected` names this fault (`None`: no fault).
+    fn name(&self) -> Option<&'static str> {
+        match self {
+            Plan::Pass => None,
+            Plan::Reply { status: 429, .. } => Some("429"),
+            Plan::Reply { status: 500, .. } => Some("500"),
+            Plan::Reply { status: 503, .. } => Some("503"),
+            Plan::Reply { .. } => Some("status"),
+            Plan::Drop => Some("drop"),
+            Plan::Lost => Some("lost"),
+        }
+    }
 }
 
 /// Per-router fault state that is not part of the settings.
@@ -134,10 +154,11 @@ fn retry_after(faults: &Faults, ep: &Endpoint, status: u16) -> Option<u64> {
 
 /// Applies the fault settings to one request and serves it (or not).
 pub(crate) async fn apply(ctx: &FaultCtx, ep: &Endpoint, req: Request, next: Next) -> Response {
-    let (latency, max_concurrency) = {
+    let (latency, max_concurrency, rate) = {
         let f = lock(&ctx.state.faults);
-        (f.latency_ms, f.max_concurrency)
+        (f.latency_ms, f.max_concurrency, f.put_bytes_per_sec)
     };
+    let counted = format!("{} {}", req.method(), ep.name);
     let now_in_flight = ctx.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = InFlight(&ctx.in_flight);
     if max_concurrency.is_some_and(|max| now_in_flight > max) {
@@ -145,12 +166,22 @@ pub(crate) async fn apply(ctx: &FaultCtx, ep: &Endpoint, req: Request, next: Nex
             "Too many concurrent requests (more than {})",
             max_concurrency.unwrap_or(0)
         );
+        ctx.state.counters.count_fault(counted, "cap");
         return reply(ep, req, 429, None, &msg).await;
     }
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    let req = match rate {
+        Some(bytes_per_sec) if ep.kind == Kind::Put => {
+            req.map(|inner| Body::new(Throttled::new(inner, bytes_per_sec)))
+        }
+        _ => req,
+    };
     let plan = decide(&mut lock(&ctx.state.faults), ep, &mut fastrand::Rng::new());
+    if let Some(what) = plan.name() {
+        ctx.state.counters.count_fault(counted, what);
+    }
     match plan {
         Plan::Pass => next.run(req).await,
         Plan::Reply {
@@ -233,6 +264,79 @@ async fn cut_mid_body(req: Request) -> Response {
     }
     tracing::debug!(read, "cutting a PUT mid-body");
     drop_connection()
+}
+
+/// An upload body read at a limited rate (`put_bytes_per_sec`, a slow uplink): each
+/// frame is held back for as long as its bytes take at that rate. The bytes are
+/// counted when they arrive (the counting layer sits below this one).
+struct Throttled {
+    inner: Body,
+    bytes_per_sec: u64,
+    held: Option<Frame<Bytes>>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Throttled {
+    fn new(inner: Body, bytes_per_sec: u64) -> Self {
+        Self {
+            inner,
+            bytes_per_sec: bytes_per_sec.max(1),
+            held: None,
+            sleep: None,
+        }
+    }
+}
+
+impl HttpBody for Throttled {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(sleep) = this.sleep.as_mut() {
+                ready!(sleep.as_mut().poll(cx));
+                this.sleep = None;
+                if let Some(frame) = this.held.take() {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if len == 0 {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    let delay = Duration::from_secs_f64(len as f64 / this.bytes_per_sec as f64);
+                    this.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+                    this.held = Some(frame);
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let held = self
+            .held
+            .as_ref()
+            .and_then(|f| f.data_ref())
+            .map_or(0, |d| d.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + held);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
+    }
 }
 
 #[cfg(test)]
@@ -346,5 +450,36 @@ mod tests {
             .filter(|_| decide(&mut f, &api, rng) != Plan::Pass)
             .count();
         assert!((800..1200).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn injected_faults_have_counter_names() {
+        let reply = |status| Plan::Reply {
+            status,
+            retry_after: None,
+        };
+        assert_eq!(Plan::Pass.name(), None);
+        assert_eq!(reply(429).name(), Some("429"));
+        assert_eq!(reply(503).name(), Some("503"));
+        assert_eq!(reply(418).name(), Some("status"));
+        assert_eq!(Plan::Drop.name(), Some("drop"));
+        assert_eq!(Plan::Lost.name(), Some("lost"));
+    }
+
+    #[tokio::test]
+    async fn a_throttled_body_arrives_whole_at_the_given_rate() {
+        let chunks = (0..4u8).map(|i| Ok::<_, std::io::Error>(Bytes::from(vec![i; 1000])));
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        let started = std::time::Instant::now();
+        let got = Body::new(Throttled::new(body, 20_000))
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let elapsed = started.elapsed();
+        assert_eq!(got.len(), 4000);
+        assert_eq!(&got[1000..1003], &[1, 1, 1]);
+        // 4000 bytes at 20 000 B/s: 200 ms.
+        assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
     }
 }

@@ -70,6 +70,10 @@ async fn put_faults(AxState(state): AxState<Arc<State>>, Json(faults): Json<Faul
         return ApiError::bad_request("Fault probabilities must be between 0 and 1")
             .into_response();
     }
+    if faults.put_bytes_per_sec == Some(0) {
+        return ApiError::bad_request("put_bytes_per_sec must be positive (or null)")
+            .into_response();
+    }
     tracing::info!(?faults, "fault settings replaced");
     *lock(&state.faults) = faults.clone();
     Json(faults).into_response()
@@ -180,6 +184,9 @@ fn reset_counters(state: &State) {
     lock(&c.requests).clear();
     lock(&c.header_violations).clear();
     c.put_bytes_received.store(0, Ordering::Relaxed);
+    lock(&c.put_bytes_by_file).clear();
+    lock(&c.files_created).clear();
+    lock(&c.faults_injected).clear();
     c.bearer_on_upload_urls.store(0, Ordering::Relaxed);
     c.tokens_issued.store(0, Ordering::Relaxed);
 }

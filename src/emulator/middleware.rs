@@ -5,7 +5,7 @@
 //!   `token`, ...), the name counters and scripted faults use;
 //! - decompresses gzip request bodies of API calls (not of upload URLs: cloud storage
 //!   keeps bytes as sent);
-//! - on upload URLs, counts bearer tokens and every body byte read;
+//! - on upload URLs, counts bearer tokens and every body byte read (also per file);
 //! - hands non-inspection requests to [`faults`](super::faults) (latency, concurrency
 //!   cap, injected faults);
 //! - counts `"METHOD endpoint"` -> status (0 when the connection was dropped instead of
@@ -28,7 +28,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::error::ApiError;
 use super::faults::{self, FaultCtx};
 use super::server::DropConnection;
-use super::state::State;
+use super::state::{State, lock};
 
 /// Largest gzip-compressed API body accepted, and largest after decompression.
 const MAX_GZIP_BODY: usize = 16 * 1024 * 1024;
@@ -134,12 +134,30 @@ async fn serve(ctx: &FaultCtx, endpoint: &Endpoint, mut req: Request, next: Next
     }
     if endpoint.kind == Kind::Put {
         let state = ctx.state.clone();
-        req = req.map(|body| Body::new(Counted { inner: body, state }));
+        let file_id = upload_token(req.uri().path())
+            .and_then(|token| lock(&state.uploads).get(token).map(|s| s.file_id));
+        req = req.map(|body| {
+            Body::new(Counted {
+                inner: body,
+                state,
+                file_id,
+            })
+        });
     }
     if endpoint.kind == Kind::Inspect {
         next.run(req).await
     } else {
         faults::apply(ctx, endpoint, req, next).await
+    }
+}
+
+/// The session token of an upload-URL path (`/upload/{token}[/parts/{i}]`,
+/// `/api/v1/files/gcs_proxy/{token}`).
+fn upload_token(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["upload", token, ..] | ["api", "v1", "files", "gcs_proxy", token] => Some(token),
+        _ => None,
     }
 }
 
@@ -188,10 +206,12 @@ async fn gunzip_api_body(req: Request) -> Result<Request, Response> {
     Ok(Request::from_parts(parts, Body::from(plain)))
 }
 
-/// An upload body that adds every data byte read to `counters.put_bytes_received`.
+/// An upload body that adds every data byte read to `counters.put_bytes_received`
+/// (and to `put_bytes_by_file` for the URL's file).
 struct Counted {
     inner: Body,
     state: Arc<State>,
+    file_id: Option<i64>,
 }
 
 impl HttpBody for Counted {
@@ -208,8 +228,7 @@ impl HttpBody for Counted {
         {
             self.state
                 .counters
-                .put_bytes_received
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                .count_put_bytes(self.file_id, data.len() as u64);
         }
         poll
     }

@@ -227,3 +227,140 @@ fn router(state: Arc<State>) -> Router {
         .with_state(state.clone());
     middleware::apply(app, state)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    async fn call(req: reqwest::RequestBuilder) -> Option<reqwest::StatusCode> {
+        req.send().await.ok().map(|r| r.status())
+    }
+
+    /// The counters the chaos test relies on: file ids handed out per externalId,
+    /// upload bytes per file, and every injected fault.
+    #[tokio::test]
+    async fn counters_track_creations_bytes_per_file_and_injected_faults() {
+        let emu = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("start");
+        let (token, _) = emu.state.issue_token();
+        let http = reqwest::Client::new();
+        let files = format!("{}/api/v1/projects/{}/files", emu.base_url(), emu.project());
+        let create = |overwrite: bool| {
+            http.post(format!("{files}?overwrite={overwrite}"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"name": "a", "externalId": "x-1"}))
+        };
+        let first: serde_json::Value = create(false)
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        let url = first["uploadUrl"].as_str().expect("url").to_owned();
+        assert_eq!(
+            call(create(false)).await,
+            Some(reqwest::StatusCode::CONFLICT)
+        );
+        assert_eq!(call(create(true)).await, Some(reqwest::StatusCode::OK));
+        assert_eq!(
+            call(http.put(&url).body(vec![1u8; 300])).await,
+            Some(reqwest::StatusCode::OK)
+        );
+
+        emu.set_faults(Faults {
+            scripted: vec![ScriptedFault {
+                endpoint: "put".to_owned(),
+                status: 503,
+                lost_response: false,
+                times: 1,
+            }],
+            ..Faults::default()
+        });
+        assert_eq!(
+            call(http.put(&url).body(vec![2u8; 200])).await,
+            Some(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        );
+        emu.set_faults(Faults {
+            api_503: 1.0,
+            ..Faults::default()
+        });
+        assert_eq!(
+            call(create(true)).await,
+            Some(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        );
+
+        let c = emu.counters();
+        let id = first["id"].as_i64().expect("id");
+        assert_eq!(
+            c.files_created.get("x-1"),
+            Some(&1),
+            "an overwrite keeps the id"
+        );
+        assert_eq!(c.put_bytes_by_file.get(&id), Some(&500));
+        assert_eq!(c.put_bytes_received, 500);
+        assert_eq!(c.faults_injected["PUT upload"]["503"], 1);
+        assert_eq!(c.faults_injected["POST files"]["503"], 1);
+        assert_eq!((c.injected("PUT "), c.injected("")), (1, 2));
+        emu.shutdown().await;
+    }
+
+    /// A completion whose client hangs up mid-way still completes (CDF does not undo
+    /// a completion because the reply could not be delivered); before, the session
+    /// was removed and the content never committed, so the retry got a 400 and the
+    /// file stayed without content.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_completion_survives_its_client_hanging_up() {
+        use tokio::io::AsyncWriteExt;
+        let config = EmulatorConfig {
+            min_part_size: 1024,
+            ..EmulatorConfig::default()
+        };
+        let emu = Emulator::start(config).await.expect("start");
+        let (token, _) = emu.state.issue_token();
+        let http = reqwest::Client::new();
+        let api = format!("{}/api/v1/projects/{}", emu.base_url(), emu.project());
+        const PARTS: usize = 100;
+        for round in 0..5 {
+            let init: serde_json::Value = http
+                .post(format!("{api}/files/initmultipartupload?parts={PARTS}"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"name": "m", "externalId": format!("m-{round}")}))
+                .send()
+                .await
+                .expect("init")
+                .json()
+                .await
+                .expect("json");
+            let id = init["id"].as_i64().expect("id");
+            let urls = init["uploadUrls"].as_array().expect("urls").clone();
+            for url in &urls {
+                let put = http.put(url.as_str().expect("url")).body(vec![round; 1024]);
+                assert_eq!(put.send().await.expect("put").status(), 200);
+            }
+            let body = serde_json::json!({"id": id, "uploadId": init["uploadId"]}).to_string();
+            let request = format!(
+                "POST /api/v1/projects/{}/files/completemultipartupload HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                emu.project(),
+                body.len()
+            );
+            let mut conn = tokio::net::TcpStream::connect(emu.addr())
+                .await
+                .expect("connect");
+            conn.write_all(request.as_bytes()).await.expect("send");
+            drop(conn);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !emu.files().iter().any(|f| f.id == id && f.uploaded) {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: the completion was lost"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        emu.shutdown().await;
+    }
+}

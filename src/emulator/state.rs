@@ -165,6 +165,9 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Requests beyond this many in flight get 429.
     pub max_concurrency: Option<usize>,
+    /// Bandwidth of each upload-URL PUT: its body is read at most this many bytes per
+    /// second (a slow uplink; `None`: as fast as it comes).
+    pub put_bytes_per_sec: Option<u64>,
     /// One-shot faults, consumed in order of match.
     pub scripted: Vec<ScriptedFault>,
 }
@@ -196,6 +199,13 @@ pub(crate) struct Counters {
     pub requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     pub header_violations: Mutex<BTreeMap<String, u64>>,
     pub put_bytes_received: AtomicU64,
+    /// Upload-URL body bytes read, by the id of the file the URL belongs to.
+    pub put_bytes_by_file: Mutex<BTreeMap<i64, u64>>,
+    /// New file ids handed out, by externalId (an overwrite keeps the id: not counted).
+    pub files_created: Mutex<BTreeMap<String, u64>>,
+    /// "METHOD endpoint" -> injected fault (`429`, `500`, `503`, `drop`, `lost`,
+    /// `cap` for the concurrency cap) -> count.
+    pub faults_injected: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     pub bearer_on_upload_urls: AtomicU64,
     pub tokens_issued: AtomicU64,
 }
@@ -206,6 +216,12 @@ pub struct CountersSnapshot {
     pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
     pub header_violations: BTreeMap<String, u64>,
     pub put_bytes_received: u64,
+    #[serde(default)]
+    pub put_bytes_by_file: BTreeMap<i64, u64>,
+    #[serde(default)]
+    pub files_created: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub faults_injected: BTreeMap<String, BTreeMap<String, u64>>,
     pub bearer_on_upload_urls: u64,
     pub tokens_issued: u64,
 }
@@ -226,6 +242,16 @@ impl CountersSnapshot {
             .and_then(|m| m.get(&status).copied())
             .unwrap_or(0)
     }
+
+    /// Faults injected into requests whose `"METHOD endpoint"` starts with `prefix`
+    /// (`"PUT "`: every upload-URL PUT; `""`: all).
+    pub fn injected(&self, prefix: &str) -> u64 {
+        self.faults_injected
+            .iter()
+            .filter(|(endpoint, _)| endpoint.starts_with(prefix))
+            .flat_map(|(_, by_kind)| by_kind.values())
+            .sum()
+    }
 }
 
 impl Counters {
@@ -234,6 +260,9 @@ impl Counters {
             requests: lock(&self.requests).clone(),
             header_violations: lock(&self.header_violations).clone(),
             put_bytes_received: self.put_bytes_received.load(Ordering::Relaxed),
+            put_bytes_by_file: lock(&self.put_bytes_by_file).clone(),
+            files_created: lock(&self.files_created).clone(),
+            faults_injected: lock(&self.faults_injected).clone(),
             bearer_on_upload_urls: self.bearer_on_upload_urls.load(Ordering::Relaxed),
             tokens_issued: self.tokens_issued.load(Ordering::Relaxed),
         }
@@ -244,6 +273,28 @@ impl Counters {
             .entry(endpoint)
             .or_default()
             .entry(status)
+            .or_default() += 1;
+    }
+
+    /// Counts `bytes` read from an upload-URL body (per file when the URL is known).
+    pub fn count_put_bytes(&self, file_id: Option<i64>, bytes: u64) {
+        self.put_bytes_received.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(id) = file_id {
+            *lock(&self.put_bytes_by_file).entry(id).or_default() += bytes;
+        }
+    }
+
+    pub fn count_creation(&self, external_id: &str) {
+        *lock(&self.files_created)
+            .entry(external_id.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn count_fault(&self, endpoint: String, what: &str) {
+        *lock(&self.faults_injected)
+            .entry(endpoint)
+            .or_default()
+            .entry(what.to_owned())
             .or_default() += 1;
     }
 

@@ -2,8 +2,14 @@
 //!
 //! Undecodable records are not errors here: they are quarantined and read as absent, so
 //! one bad record never stops the daemon.
+//!
+//! [`StoreError::is_unwritable`] separates "the state directory cannot take writes now"
+//! (full, over quota, read-only, an IO error: pause and [`super::Store::probe_writable`]
+//! until it heals) from everything else; [`StoreError::is_no_space`] narrows it to a
+//! full disk.
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::job::JobId;
@@ -41,6 +47,26 @@ pub enum StoreError {
         dir: PathBuf,
         source: Arc<sled::Error>,
     },
+    /// The state directory's filesystem is full (or over quota). Nothing already flushed
+    /// is lost; the store takes writes again once space is freed and
+    /// [`super::Store::probe_writable`] succeeds.
+    #[error(
+        "the state directory {} is full ({source}): the job store cannot record progress; \
+         free space on that filesystem (or give `[state] dir` more room)",
+        dir.display()
+    )]
+    NoSpace {
+        dir: PathBuf,
+        source: Arc<sled::Error>,
+    },
+    /// The database was closed to be reopened after a write error, and the reopen has
+    /// not succeeded yet (the disk is still full, say).
+    #[error(
+        "the job store in {} is closed after a write error and not reopened yet; it reopens \
+         once the state directory takes writes again",
+        dir.display()
+    )]
+    Closed { dir: PathBuf },
     #[error("no job {id}")]
     NoSuchJob { id: JobId },
     #[error("job {id} is {state}: cannot {op}")]
@@ -53,6 +79,88 @@ pub enum StoreError {
     PartOutOfRange { id: JobId, part: u32, parts: u32 },
     #[error("job {id}: cannot encode the record: {source}")]
     Encode { id: JobId, source: postcard::Error },
+}
+
+impl StoreError {
+    /// The state directory's filesystem is full or over quota.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::NoSpace { .. } => true,
+            StoreError::Io { source, .. } => no_space_kind(source.kind()),
+            _ => false,
+        }
+    }
+
+    /// The state directory cannot take writes now: full, over quota, read-only, failing
+    /// IO, or the store is closed after such an error. Not a reason to exit: pause, and
+    /// call [`super::Store::probe_writable`] until it returns `Ok`. Corruption, schema
+    /// and lock errors, and refused transitions are not this.
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            StoreError::NoSpace { .. } | StoreError::Closed { .. } => true,
+            StoreError::Io { source, .. } => !corrupt_kind(source.kind()),
+            StoreError::Engine { source, .. } | StoreError::Open { source, .. } => {
+                sled_io_kind(source).is_some_and(|k| !corrupt_kind(k))
+            }
+            StoreError::Flush { source, .. } => {
+                sled_io_kind(source).is_some_and(|k| !corrupt_kind(k))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An engine error about `dir`, as the variant that says what it means.
+pub(crate) fn engine(dir: &Path, source: sled::Error) -> StoreError {
+    if sled_io_kind(&source).is_some_and(no_space_kind) {
+        StoreError::NoSpace {
+            dir: dir.to_owned(),
+            source: Arc::new(source),
+        }
+    } else {
+        StoreError::Engine {
+            dir: dir.to_owned(),
+            source,
+        }
+    }
+}
+
+/// A failed engine flush, as the variant that says what it means.
+pub(crate) fn flush(dir: &Path, failure: FlushFailure) -> StoreError {
+    let dir = dir.to_owned();
+    match failure {
+        FlushFailure::Engine(source) if sled_io_kind(&source).is_some_and(no_space_kind) => {
+            StoreError::NoSpace { dir, source }
+        }
+        FlushFailure::Engine(source) => StoreError::Flush { dir, source },
+        FlushFailure::Closed => StoreError::Closed { dir },
+    }
+}
+
+/// Why an engine flush failed; shared by every caller of one group-commit round.
+#[derive(Debug, Clone)]
+pub(crate) enum FlushFailure {
+    Engine(Arc<sled::Error>),
+    /// The engine is closed, waiting to be reopened.
+    Closed,
+}
+
+/// The IO error kind inside a sled error (sled wraps write errors as custom errors
+/// that keep the kind: `Custom { kind: StorageFull, .. }`, measured).
+pub(crate) fn sled_io_kind(e: &sled::Error) -> Option<ErrorKind> {
+    match e {
+        sled::Error::Io(io) => Some(io.kind()),
+        _ => None,
+    }
+}
+
+fn no_space_kind(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+}
+
+/// IO errors that describe the data, not the directory.
+fn corrupt_kind(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::InvalidData | ErrorKind::UnexpectedEof)
 }
 
 fn pid_text(pid: Option<u32>) -> String {

@@ -3,10 +3,10 @@
 //! no index), so it doubles as the reference the property test compares sled with.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::Engine;
-use super::error::StoreError;
+use super::error::{FlushFailure, StoreError};
 use super::job::{FileKey, Job, JobId, SyncedFile};
 use super::rules::{self, Change, JobOp, Parts};
 use super::types::{Counts, Enqueued, StateKind};
@@ -154,7 +154,11 @@ impl Engine for MemoryStore {
         Ok(0)
     }
 
-    fn flush_now(&self) -> Result<(), Arc<sled::Error>> {
+    fn flush_now(&self) -> Result<(), FlushFailure> {
+        Ok(())
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -18,6 +18,14 @@
 //! flushed writes (drive cache, file metadata); the state is rebuildable (startup scan
 //! and CDF lookup by externalId), which is what covers that case.
 //!
+//! **A state directory that cannot be written** (full disk, read-only remount, IO
+//! errors): every write fails with an error for which [`StoreError::is_unwritable`]
+//! holds ([`StoreError::NoSpace`] names the directory when it is full). What was
+//! flushed before stays intact; unflushed writes may be lost, as in a crash. sled
+//! refuses every write of a handle after its first IO error, even once space is back,
+//! so recovery is [`Store::probe_writable`]: it reopens the database in place when an
+//! error left it failed, then writes and flushes a probe; `Ok` means resume.
+//!
 //! **What may block**: point operations (`enqueue`, `job`, `set_state`, `finish`, ...)
 //! take microseconds and are fine on the async runtime. `open` (it reads every record
 //! once), `in_flight`, `list`, `retry_all_failed` (they walk every job) and
@@ -31,6 +39,7 @@ pub mod job;
 mod memory;
 mod rules;
 mod sled_store;
+mod slot;
 mod state_dir;
 mod types;
 
@@ -38,15 +47,18 @@ mod types;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use error::StoreError;
 pub use job::{FailureKind, FileKey, Job, JobId, JobState, SyncedFile, Target, Upload};
 pub use types::{Counts, Enqueued, FlushStats, StateKind, StoreOptions};
 
 use crate::fingerprint::Fingerprint;
+use error::FlushFailure;
 use flush::GroupCommit;
 use rules::JobOp;
+use slot::{Closed, EngineSlot};
+use state_dir::StateLock;
 
 /// What an engine provides; [`Store`] adds group commit and the conveniences.
 pub(crate) trait Engine: Send + Sync {
@@ -64,10 +76,16 @@ pub(crate) trait Engine: Send + Sync {
     fn counts(&self) -> Result<Counts, StoreError>;
     fn size_on_disk(&self) -> Result<u64, StoreError>;
     /// Makes every write so far durable (sled: write + `sync_file_range` of its log).
-    fn flush_now(&self) -> Result<(), Arc<sled::Error>>;
+    fn flush_now(&self) -> Result<(), FlushFailure>;
+    /// Writes a small record and flushes it: `Ok` when durable writes work.
+    fn probe(&self) -> Result<(), StoreError>;
+    /// An IO error left the engine refusing writes until it is reopened.
+    fn failed(&self) -> bool {
+        false
+    }
     /// The sled engine's trees, for white-box tests.
     #[cfg(test)]
-    fn sled(&self) -> Option<&sled_store::SledStore> {
+    fn sled_trees(&self) -> Option<sled_store::Trees> {
         None
     }
 }
@@ -79,10 +97,20 @@ pub struct Store {
 }
 
 struct Inner {
-    engine: Arc<dyn Engine>,
-    commit: GroupCommit<Arc<sled::Error>>,
+    engine: Arc<EngineSlot>,
+    commit: GroupCommit<FlushFailure>,
     dir: PathBuf,
     moved_aside: Option<PathBuf>,
+    /// How to open the sled engine again (`None`: the double).
+    reopen: Option<Reopen>,
+}
+
+struct Reopen {
+    options: StoreOptions,
+    /// The state directory's lock, kept across the reopen.
+    lock: Arc<StateLock>,
+    /// One reopen at a time.
+    running: Mutex<()>,
 }
 
 impl Store {
@@ -93,34 +121,47 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
         let (engine, moved_aside) = sled_store::open(dir, options)?;
+        let reopen = Reopen {
+            options,
+            lock: engine.state_lock(),
+            running: Mutex::new(()),
+        };
         Ok(Self::with_engine(
             Arc::new(engine),
             dir.to_owned(),
             moved_aside,
+            Some(reopen),
         ))
     }
 
     /// An empty store that lives in memory only (tests and dry runs).
     pub fn in_memory() -> Store {
         let engine = Arc::new(memory::MemoryStore::default());
-        Self::with_engine(engine, PathBuf::from(":memory:"), None)
+        Self::with_engine(engine, PathBuf::from(":memory:"), None, None)
     }
 
-    fn with_engine(engine: Arc<dyn Engine>, dir: PathBuf, moved_aside: Option<PathBuf>) -> Self {
+    fn with_engine(
+        engine: Arc<dyn Engine>,
+        dir: PathBuf,
+        moved_aside: Option<PathBuf>,
+        reopen: Option<Reopen>,
+    ) -> Self {
+        let engine = Arc::new(EngineSlot::new(engine));
         let flusher = engine.clone();
-        let commit = GroupCommit::new(move || flusher.flush_now());
+        let commit = GroupCommit::new(move || flusher.get().flush_now());
         Self {
             inner: Arc::new(Inner {
                 engine,
                 commit,
                 dir,
                 moved_aside,
+                reopen,
             }),
         }
     }
 
-    fn engine(&self) -> &dyn Engine {
-        &*self.inner.engine
+    fn engine(&self) -> Arc<dyn Engine> {
+        self.inner.engine.get()
     }
 
     /// The state directory (`:memory:` for the double).
@@ -141,7 +182,11 @@ impl Store {
         fingerprint: Fingerprint,
         now_ms: i64,
     ) -> Result<Enqueued, StoreError> {
-        self.engine().enqueue(key, fingerprint, now_ms)
+        let outcome = self.engine().enqueue(key.clone(), fingerprint, now_ms);
+        if let Ok(outcome) = &outcome {
+            tracing::debug!(path = %key, ?fingerprint, ?outcome, "enqueue");
+        }
+        outcome
     }
 
     pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -301,11 +346,56 @@ impl Store {
             .map_err(|source| self.flush_error(source))
     }
 
-    fn flush_error(&self, source: Arc<sled::Error>) -> StoreError {
-        StoreError::Flush {
-            dir: self.inner.dir.clone(),
-            source,
+    fn flush_error(&self, failure: FlushFailure) -> StoreError {
+        error::flush(&self.inner.dir, failure)
+    }
+
+    /// After an error for which [`StoreError::is_unwritable`] held: whether the store
+    /// takes durable writes again. Reopens the database first when the error left it
+    /// refusing writes ([`Store::reopen_blocking`]), then writes a small probe record
+    /// and flushes it. `Ok`: resume (and rescan: files found meanwhile were not
+    /// recorded). `Err`: still unwritable; probe again later. Runs on the blocking pool.
+    pub async fn probe_writable(&self) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.probe_writable_blocking())
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Closed {
+                    dir: self.inner.dir.clone(),
+                })
+            })
+    }
+
+    /// [`Store::probe_writable`] on the calling thread. Blocks.
+    pub fn probe_writable_blocking(&self) -> Result<(), StoreError> {
+        if self.engine().failed() {
+            self.reopen_blocking()?;
         }
+        self.engine().probe()
+    }
+
+    /// Closes the database and opens it again in place; every clone of this store uses
+    /// the new one. This is how sled recovers from a write error: it refuses every
+    /// later write of the handle that saw one, even once the cause is gone. Writes not
+    /// flushed before the error are lost, as in a crash (nobody acted on them). While
+    /// closed, and if opening fails (the disk is still full), operations fail with
+    /// [`StoreError::Closed`]. Never moves the database aside. A no-op for the
+    /// in-memory double. Blocks (reads every record once).
+    pub fn reopen_blocking(&self) -> Result<(), StoreError> {
+        let Some(reopen) = &self.inner.reopen else {
+            return Ok(());
+        };
+        let _one = reopen
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = self.inner.dir.clone();
+        let closed = Arc::new(Closed { dir: dir.clone() });
+        drop(self.inner.engine.replace(closed));
+        let engine = sled_store::reopen(&dir, reopen.options, reopen.lock.clone())?;
+        self.inner.engine.replace(Arc::new(engine));
+        tracing::info!(dir = %dir.display(), "job store reopened");
+        Ok(())
     }
 
     /// How many `flush` calls the engine flushes served so far.

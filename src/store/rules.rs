@@ -27,7 +27,7 @@ pub(crate) struct Change {
     /// The job as it will be (`None`: removed, with its path entry and parts).
     pub new: Option<Job>,
     pub parts: Parts,
-    /// Written as the path's synced record.
+    /// Written as the path's synced record (before the job changes).
     pub synced: Option<SyncedFile>,
 }
 
@@ -117,8 +117,21 @@ pub(crate) fn enqueue(
     };
     let id = old.id;
     match StateKind::of(&old.state) {
-        StateKind::Uploading | StateKind::Completing | StateKind::Done => {
+        StateKind::Uploading | StateKind::Completing | StateKind::Done
+            if old.fingerprint == fingerprint =>
+        {
             Ok((Enqueued::InFlight(id), None))
+        }
+        // The session goes on with the content it started with (`Upload::source`);
+        // the job remembers the newer version, which a failure then retries and
+        // `finish` queues (see there).
+        StateKind::Uploading | StateKind::Completing | StateKind::Done => {
+            let mut new = old.clone();
+            new.fingerprint = fingerprint;
+            Ok((
+                Enqueued::InFlight(id),
+                Some(change(Some(old), new, Parts::Keep)),
+            ))
         }
         StateKind::Queued | StateKind::Failed if old.fingerprint == fingerprint => {
             Ok((Enqueued::Pending(id), None))
@@ -215,11 +228,28 @@ fn retry(old: Job) -> Result<Change, StoreError> {
     Ok(change(Some(old), new, Parts::Clear))
 }
 
+/// Compaction of a `Done` job into the path's synced record. When a newer version of
+/// the file was found stable while the job was in flight (its fingerprint is not the
+/// synced one), the job is not removed but queued again for that version, as an
+/// overwrite: the newer version is never dropped.
 fn finish(old: Job, synced: SyncedFile) -> Result<Change, StoreError> {
     if !matches!(old.state, JobState::Done { .. }) {
         return Err(wrong(&old, "finish (compact)"));
     }
-    Ok(removal(old, Some(synced)))
+    if old.fingerprint == synced.fingerprint {
+        return Ok(removal(old, Some(synced)));
+    }
+    let mut new = old.clone();
+    new.state = JobState::Queued;
+    new.attempts = 0;
+    new.overwrite = true;
+    Ok(Change {
+        id: old.id,
+        old: Some(old),
+        new: Some(new),
+        parts: Parts::Clear,
+        synced: Some(synced),
+    })
 }
 
 fn removal(old: Job, synced: Option<SyncedFile>) -> Change {

@@ -51,8 +51,13 @@ impl StateLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
-        file.set_len(0).map_err(io(&path))?;
-        writeln!(file, "{}", std::process::id()).map_err(io(&path))?;
+        // Only informative (the lock is the flock): a full disk must not stop the start.
+        let pid = file
+            .set_len(0)
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        if let Err(error) = pid {
+            tracing::warn!(path = %path.display(), %error, "cannot write our pid into the lock file");
+        }
         Ok(Self { _file: file })
     }
 }

@@ -34,8 +34,9 @@ pub enum Enqueued {
     /// A queued or failed job already has this fingerprint; it was left as it is (a
     /// failed job keeps waiting for its retry time or for an operator).
     Pending(JobId),
-    /// The path's job is uploading, completing or done; it was left alone (the
-    /// uploader sees a change through the fingerprints; the next scan re-enqueues).
+    /// The path's job is uploading, completing or done. Its session goes on; a new
+    /// fingerprint is kept in the job, so that a failure retries the new version and
+    /// `finish` queues it again instead of compacting (nothing waits for a rescan).
     InFlight(JobId),
     /// The path was synced with exactly this fingerprint: nothing to do.
     Unchanged,

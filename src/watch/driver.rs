@@ -6,6 +6,12 @@
 //! raise (lost events, watch limit, root gone). The driver never blocks: stats go to
 //! `spawn_blocking` in batches and walks run on blocking threads. Per-root work
 //! (watches, flags, missing roots, the queue of walks) is in `roots.rs`.
+//!
+//! A directory that appears (created, or renamed into or within a root) is scanned at
+//! once and again [`dir_recheck`] later: notify adds the watches for it only after the
+//! batch of events that announced it, and a rename first drops the watches of the old
+//! path, so whatever is written below it in between is reported nowhere (seen in the
+//! churn test: an append right after a directory rename, lost).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -21,7 +27,9 @@ use tokio_util::task::TaskTracker;
 use super::gate::{Gate, Key, Outcome};
 use super::scan::{self, ScanKind, ScanMsg, ScanReport};
 use super::watcher::{HintKind, HintMsg, RootWatch, Signals};
-use super::{ScanMode, StableFile, WatchConfig, WatchCounters, WatchError, WatchEvent};
+use super::{
+    ScanMode, StableFile, WatchConfig, WatchControl, WatchCounters, WatchError, WatchEvent,
+};
 use crate::config::RootSettings;
 
 #[path = "roots.rs"]
@@ -77,18 +85,22 @@ pub(super) struct Driver {
     scan_tx: mpsc::Sender<ScanMsg>,
     scan_rx: mpsc::Receiver<ScanMsg>,
     wake: Arc<Notify>,
+    control: WatchControl,
     counters: Arc<WatchCounters>,
     cancel: CancellationToken,
     /// Stops walks when the driver ends, whatever the reason.
     walks: CancellationToken,
     tracker: TaskTracker,
     failures: Vec<WatchError>,
+    /// New directories to scan once more, when.
+    rechecks: BTreeSet<(Instant, Key)>,
 }
 
 impl Driver {
     pub fn new(
         config: WatchConfig,
         counters: Arc<WatchCounters>,
+        control: WatchControl,
         mode: ScanMode,
         out: mpsc::Sender<WatchEvent>,
         cancel: CancellationToken,
@@ -106,12 +118,14 @@ impl Driver {
             hints_rx,
             scan_tx,
             scan_rx,
-            wake: Arc::new(Notify::new()),
+            wake: control.wake(),
+            control,
             counters,
             walks: cancel.child_token(),
             cancel,
             tracker: TaskTracker::new(),
             failures: Vec::new(),
+            rechecks: BTreeSet::new(),
         }
     }
 
@@ -153,7 +167,10 @@ impl Driver {
             if !continuous && self.once_finished() {
                 return Ok(());
             }
-            let due = self.gate.next_due();
+            let due = match (self.gate.next_due(), self.rechecks.first()) {
+                (Some(a), Some((b, _))) => Some(a.min(*b)),
+                (a, b) => a.or(b.map(|(at, _)| *at)),
+            };
             let wake = tokio::select! {
                 () = self.cancel.cancelled() => Wake::Cancelled,
                 Some(msg) = self.scan_rx.recv() => Wake::Scan(msg),
@@ -201,7 +218,7 @@ impl Driver {
             };
             match msg.kind {
                 HintKind::Gate(hint) => self.gate.hint(key, hint, now),
-                HintKind::NewDir => self.request_dir(key.root, key.rel),
+                HintKind::NewDir => self.new_dir(key, now),
                 HintKind::Removed => {
                     self.gate.remove(&key);
                     self.apply(key.clone(), Outcome::Gone).await?;
@@ -212,8 +229,28 @@ impl Driver {
         Ok(())
     }
 
+    /// Scans a directory that just appeared, now and once more later.
+    fn new_dir(&mut self, key: Key, now: Instant) {
+        let later = now + dir_recheck(self.config.stable_for);
+        self.rechecks.insert((later, key.clone()));
+        self.request_dir(key.root, key.rel);
+    }
+
+    /// Queues the second scans of new directories that are due.
+    fn recheck_due(&mut self, now: Instant) {
+        while let Some((at, _)) = self.rechecks.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, key)) = self.rechecks.pop_first() {
+                self.request_dir(key.root, key.rel);
+            }
+        }
+    }
+
     /// Stats the paths that are due, off the async threads, and applies the results.
     async fn stat_due(&mut self) -> Step {
+        self.recheck_due(Instant::now());
         let keys = self.gate.take_due(Instant::now(), STAT_BATCH);
         let jobs: Vec<(Key, PathBuf, bool)> = keys
             .iter()
@@ -324,6 +361,7 @@ impl Driver {
         match outcome {
             Outcome::Stable(fingerprint) => {
                 self.counters.stable.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(root = %root, path = %key.rel.display(), ?fingerprint, "stable");
                 let file = StableFile {
                     root,
                     rel: key.rel,
@@ -333,10 +371,11 @@ impl Driver {
             }
             Outcome::Gone => {
                 self.counters.gone.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(root = %root, path = %key.rel.display(), "gone");
                 self.emit(WatchEvent::Gone { root, rel: key.rel }).await
             }
             Outcome::ScanDir => {
-                self.request_dir(key.root, key.rel);
+                self.new_dir(key, Instant::now());
                 Ok(())
             }
         }
@@ -349,6 +388,12 @@ impl Driver {
             () = self.cancel.cancelled() => Err(Stop),
         }
     }
+}
+
+/// How long after a directory appeared it is scanned again: `stable_for`, at least a
+/// second (notify adds the watches of a whole moved subtree in that time).
+pub(super) fn dir_recheck(stable_for: Duration) -> Duration {
+    stable_for.max(Duration::from_secs(1))
 }
 
 impl RootState {

@@ -6,8 +6,11 @@
 //!   filesystem (`nfs`, `nfs4`, `cifs`, `smb3`, `smbfs`, `9p`, `ceph`, `afs`, `fuse`,
 //!   `fuse.*`; `fuseblk` is a local disk through FUSE and does not count). inotify sees
 //!   only changes made through this host on those, so `watch = "auto"` polls them.
-//! - [`inotify_usage`]: the watches this process holds and `fs.inotify.max_user_watches`,
-//!   for the WARN that tells an operator to raise the limit.
+//! - [`inotify_usage`]: the watches this process holds and the limit that applies to
+//!   it, for the WARN that tells an operator to raise it. The limit is per user and
+//!   per user namespace: `fs.inotify.max_user_watches` is the host's, and inside a
+//!   container (a user namespace) `user.max_inotify_watches` may be lower; the smaller
+//!   of the two applies (in the initial namespace they are the same number).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const MAX_USER_WATCHES: &str = "/proc/sys/fs/inotify/max_user_watches";
+const NAMESPACE_MAX_WATCHES: &str = "/proc/sys/user/max_inotify_watches";
 
 /// The filesystem type holding `path` if it is a network or FUSE filesystem; blocking.
 pub(crate) fn network_fs(path: &Path) -> Option<String> {
@@ -79,14 +83,18 @@ fn unescape(field: &str) -> PathBuf {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct InotifyUsage {
     pub watches: Option<u64>,
+    /// The smaller of `fs.inotify.max_user_watches` and `user.max_inotify_watches`.
     pub max_user_watches: Option<u64>,
 }
 
 /// Reads [`InotifyUsage`]; blocking.
 pub(crate) fn inotify_usage() -> InotifyUsage {
-    let max_user_watches = std::fs::read_to_string(MAX_USER_WATCHES)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
+    let read = |path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    let max_user_watches = smaller(read(MAX_USER_WATCHES), read(NAMESPACE_MAX_WATCHES));
     let watches = std::fs::read_dir("/proc/self/fdinfo").ok().map(|dir| {
         dir.filter_map(Result::ok)
             .filter_map(|e| std::fs::read_to_string(e.path()).ok())
@@ -96,6 +104,14 @@ pub(crate) fn inotify_usage() -> InotifyUsage {
     InotifyUsage {
         watches,
         max_user_watches,
+    }
+}
+
+/// The smaller of two limits, either of which may be unreadable.
+fn smaller(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -157,7 +173,13 @@ mod tests {
         let info = "pos:\t0\nflags:\t00\ninotify wd:2 ino:1 sdev:2\ninotify wd:1 ino:3 sdev:2\n";
         assert_eq!(count_watches(info), 2);
         // The real files are readable in this process.
-        assert!(inotify_usage().watches.is_some());
+        let usage = inotify_usage();
+        assert!(usage.watches.is_some() && usage.max_user_watches.is_some());
+        // The namespace's limit counts when it is the lower one.
+        assert_eq!(smaller(Some(8192), Some(20)), Some(20));
+        assert_eq!(smaller(Some(20), Some(i32::MAX as u64)), Some(20));
+        assert_eq!(smaller(None, Some(5)), Some(5));
+        assert_eq!(smaller(None, None), None);
         assert_eq!(fs_type_of("garbage\n", Path::new("/")), None);
     }
 }

@@ -19,6 +19,9 @@
 //! again with the same fingerprint (every full scan re-emits every old file, and a
 //! close without a change re-emits too): the store drops unchanged files by fingerprint.
 //!
+//! A consumer that lost events itself (the job store could not record them: a full
+//! state disk) asks for a full rescan of every root through [`WatchControl`].
+//!
 //! `sync --once` ([`ScanMode::Once`]) runs no watcher: it scans every root, waits for
 //! every file found to settle, sends `ScanDone` per root and returns.
 
@@ -30,10 +33,10 @@ mod watcher;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -133,7 +136,8 @@ pub struct WatchCounters {
     pub stable: AtomicU64,
     pub gone: AtomicU64,
     pub full_scans: AtomicU64,
-    /// Full rescans forced by lost events, the watch limit or a root coming back.
+    /// Full rescans forced by lost events, the watch limit, a root coming back or a
+    /// [`WatchControl::rescan_all`].
     pub rescans: AtomicU64,
     /// notify `Rescan` events (kernel queue overflow).
     pub overflows: AtomicU64,
@@ -174,11 +178,46 @@ impl WatchCounters {
     }
 }
 
+/// Asks a running [`Watch`] for work from outside; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct WatchControl {
+    inner: Arc<Control>,
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    rescan: AtomicBool,
+    /// Wakes the driver; the watcher callbacks use it too.
+    wake: Arc<Notify>,
+}
+
+impl WatchControl {
+    /// Asks for a full rescan of every root (that is not missing): every file is
+    /// emitted again and the store drops the unchanged ones. For a consumer that could
+    /// not act on events it received (the job store could not record them). Counted
+    /// in `rescans`; ignored by [`ScanMode::Once`], which scans everything anyway.
+    pub fn rescan_all(&self) {
+        if !self.inner.rescan.swap(true, Ordering::AcqRel) {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Takes a pending request.
+    pub(crate) fn take_rescan(&self) -> bool {
+        self.inner.rescan.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn wake(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+}
+
 /// Discovery for a set of roots.
 #[derive(Debug)]
 pub struct Watch {
     config: WatchConfig,
     counters: Arc<WatchCounters>,
+    control: WatchControl,
 }
 
 impl Watch {
@@ -186,11 +225,16 @@ impl Watch {
         Self {
             config,
             counters: Arc::default(),
+            control: WatchControl::default(),
         }
     }
 
     pub fn counters(&self) -> Arc<WatchCounters> {
         self.counters.clone()
+    }
+
+    pub fn control(&self) -> WatchControl {
+        self.control.clone()
     }
 
     /// Runs until `cancel` fires or the receiver of `tx` is dropped (`Continuous`), or
@@ -202,7 +246,7 @@ impl Watch {
         tx: mpsc::Sender<WatchEvent>,
         cancel: CancellationToken,
     ) -> Result<(), WatchError> {
-        driver::Driver::new(self.config, self.counters, mode, tx, cancel)
+        driver::Driver::new(self.config, self.counters, self.control, mode, tx, cancel)
             .run()
             .await
     }
@@ -215,6 +259,16 @@ pub fn spawn(
     tx: mpsc::Sender<WatchEvent>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<Result<(), WatchError>>, WatchError> {
+    spawn_controlled(settings, once, tx, cancel).map(|(task, _)| task)
+}
+
+/// [`spawn`], also returning the [`WatchControl`] (rescan requests) and the counters.
+pub fn spawn_controlled(
+    settings: Arc<Settings>,
+    once: bool,
+    tx: mpsc::Sender<WatchEvent>,
+    cancel: CancellationToken,
+) -> Result<(JoinHandle<Result<(), WatchError>>, Spawned), WatchError> {
     let handle = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let mode = if once {
         ScanMode::Once
@@ -222,5 +276,16 @@ pub fn spawn(
         ScanMode::Continuous
     };
     let watch = Watch::new(WatchConfig::from_settings(&settings));
-    Ok(handle.spawn(watch.run(mode, tx, cancel)))
+    let spawned = Spawned {
+        control: watch.control(),
+        counters: watch.counters(),
+    };
+    Ok((handle.spawn(watch.run(mode, tx, cancel)), spawned))
+}
+
+/// The handles of a spawned [`Watch`].
+#[derive(Debug, Clone)]
+pub struct Spawned {
+    pub control: WatchControl,
+    pub counters: Arc<WatchCounters>,
 }

@@ -66,8 +66,14 @@ impl Driver {
         }
     }
 
-    /// Acts on every flag the watcher callbacks raised.
+    /// Acts on every flag the watcher callbacks (and the [`super::super::WatchControl`])
+    /// raised.
     pub(super) async fn on_signals(&mut self) {
+        if self.control.take_rescan() && self.mode == super::super::ScanMode::Continuous {
+            self.counters.rescans.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("rescan of every root requested");
+            self.request_all_full();
+        }
         for root in 0..self.roots.len() {
             let Some(signals) = self.roots.get(root).map(|s| s.signals.clone()) else {
                 continue;
@@ -99,7 +105,7 @@ impl Driver {
         state.pending_full = true;
     }
 
-    /// New directories are no longer watched: warn, poll instead under `auto`, rescan.
+    /// New directories are no longer watched: rescan, warn, poll instead under `auto`.
     async fn on_watch_limit(&mut self, root: usize) {
         let Some(ctx) = self.watch_ctx(root) else {
             return;
@@ -111,13 +117,19 @@ impl Driver {
             .watch
             .as_ref()
             .is_some_and(|w| w.backend == Backend::Native);
-        let fall_back = native && self.config.mode == WatchMode::Auto;
-        if fall_back {
-            // Release the native watches before polling.
-            state.watch = None;
+        if !native {
+            // A late signal from a native watch that polling already replaced.
+            return;
         }
+        let fall_back = self.config.mode == WatchMode::Auto;
+        let old_watch = if fall_back { state.watch.take() } else { None };
+        // Counted first, so that the WARN shows it.
+        self.counters.rescans.fetch_add(1, Ordering::Relaxed);
+        state.pending_full = true;
         let result = tokio::task::spawn_blocking(move || {
+            // The WARN counts the watches in use, so they are released only after it.
             watcher::warn_watch_limit(&ctx, fall_back);
+            drop(old_watch);
             fall_back.then(|| watcher::fall_back_to_poll(&ctx))
         })
         .await;
@@ -133,8 +145,6 @@ impl Driver {
                 tracing::error!(root = %state.settings.id, %error, "watch fallback failed")
             }
         }
-        self.counters.rescans.fetch_add(1, Ordering::Relaxed);
-        state.pending_full = true;
     }
 
     fn on_root_gone(&mut self, root: usize) {

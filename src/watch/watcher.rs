@@ -112,6 +112,28 @@ pub(crate) enum EstablishError {
     Failed(notify::Error),
 }
 
+/// How a root is watched, decided from its mode and its filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// `poll`, or `auto` on a network or FUSE filesystem (its type).
+    Poll { network: Option<String> },
+    /// inotify; with `fallback` (`auto`), polling when it fails or runs out of watches.
+    Native { fallback: bool },
+}
+
+/// The plan for a root in `mode`; `network` is the type of its filesystem when that is
+/// a network or FUSE one (only looked up under `auto`).
+pub(crate) fn plan(mode: WatchMode, network: Option<String>) -> Plan {
+    match (mode, network) {
+        (WatchMode::Poll, _) => Plan::Poll { network: None },
+        (WatchMode::Auto, Some(fs_type)) => Plan::Poll {
+            network: Some(fs_type),
+        },
+        (WatchMode::Auto, None) => Plan::Native { fallback: true },
+        (WatchMode::Native, _) => Plan::Native { fallback: false },
+    }
+}
+
 /// Starts watching the root with the backend its mode asks for; blocking (a recursive
 /// watch walks the tree).
 pub(crate) fn establish(ctx: &WatchCtx) -> Result<RootWatch, EstablishError> {
@@ -123,25 +145,27 @@ pub(crate) fn establish(ctx: &WatchCtx) -> Result<RootWatch, EstablishError> {
         WatchMode::Auto => linux::network_fs(path),
         WatchMode::Native | WatchMode::Poll => None,
     };
-    if ctx.mode == WatchMode::Poll || network.is_some() {
-        if let Some(fs_type) = network {
-            tracing::info!(root = %ctx.settings.id, %fs_type, poll_interval = ?ctx.poll_interval,
-                "network filesystem: polling instead of inotify");
+    let fallback = match plan(ctx.mode, network) {
+        Plan::Poll { network } => {
+            if let Some(fs_type) = network {
+                tracing::info!(root = %ctx.settings.id, %fs_type, poll_interval = ?ctx.poll_interval,
+                    "network filesystem: polling instead of inotify");
+            }
+            return start_poll(ctx).map_err(EstablishError::Failed);
         }
-        return start_poll(ctx).map_err(EstablishError::Failed);
-    }
+        Plan::Native { fallback } => fallback,
+    };
     match start_native(ctx) {
         Ok(watch) => Ok(watch),
         Err((e, partial)) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
-            let auto = ctx.mode == WatchMode::Auto;
-            warn_watch_limit(ctx, auto);
+            warn_watch_limit(ctx, fallback);
             match partial {
-                Some(watch) if !auto => Ok(watch),
+                Some(watch) if !fallback => Ok(watch),
                 _ => fall_back_to_poll(ctx),
             }
         }
         Err(_) if !path.is_dir() => Err(EstablishError::Missing),
-        Err((e, _)) if ctx.mode == WatchMode::Auto => {
+        Err((e, _)) if fallback => {
             tracing::warn!(root = %ctx.settings.id, error = %e, "native watching failed; polling instead");
             fall_back_to_poll(ctx)
         }
@@ -155,21 +179,26 @@ pub(crate) fn fall_back_to_poll(ctx: &WatchCtx) -> Result<RootWatch, EstablishEr
     start_poll(ctx).map_err(EstablishError::Failed)
 }
 
-/// The WARN for an exhausted inotify watch limit, with the numbers and the fix; blocking.
+/// The WARN for an exhausted inotify watch limit, with the numbers (watches this
+/// process holds, the limit, how often it was hit, rescans so far) and the fix;
+/// blocking (reads `/proc`).
 pub(crate) fn warn_watch_limit(ctx: &WatchCtx, falling_back: bool) {
-    ctx.counters.watch_limits.fetch_add(1, Ordering::Relaxed);
+    let hits = ctx.counters.watch_limits.fetch_add(1, Ordering::Relaxed) + 1;
     let usage = linux::inotify_usage();
     let then = if falling_back {
         "polling this root instead"
     } else {
-        "directories beyond the limit are only seen by the periodic scan"
+        "directories beyond the limit are only seen by the periodic scan (scan_interval)"
     };
     tracing::warn!(
         root = %ctx.settings.id,
-        watches_used = ?usage.watches,
-        max_user_watches = ?usage.max_user_watches,
+        watches_used = usage.watches,
+        max_user_watches = usage.max_user_watches,
+        watch_limit_hits = hits,
+        rescans = ctx.counters.rescans.load(Ordering::Relaxed),
         "inotify watch limit reached (one watch per directory): {then}; raise it with \
-         `sysctl fs.inotify.max_user_watches=<more>` (and fs.inotify.max_user_instances)"
+         `sysctl fs.inotify.max_user_watches=<more>` (in a container, also the user \
+         namespace's `user.max_inotify_watches`), or set `[sync] watch = \"poll\"`"
     );
 }
 

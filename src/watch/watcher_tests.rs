@@ -166,3 +166,49 @@ fn the_callback_never_blocks_and_flags_what_needs_a_rescan() {
     t.handle_event(event(write, "/elsewhere/x"));
     assert!(rx.try_recv().is_err());
 }
+
+#[test]
+fn a_rescan_with_paths_is_a_rescan_not_a_hint() {
+    // kqueue/FSEvents-style: the Rescan flag on an event that names a path.
+    let (mut t, mut rx) = translator(8);
+    let rescan = Event::new(EventKind::Any)
+        .add_path(PathBuf::from("/data/root/sub"))
+        .set_flag(notify::event::Flag::Rescan);
+    t.handle_event(Ok(rescan));
+    assert!(t.ctx.signals.rescan.swap(false, Ordering::AcqRel));
+    assert_eq!(t.ctx.counters.snapshot().overflows, 1);
+    assert!(rx.try_recv().is_err(), "no hint for the path");
+}
+
+#[test]
+fn auto_polls_network_and_fuse_mounts_from_mountinfo() {
+    let mountinfo = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:40 / /mnt/nas rw,relatime shared:2 - nfs4 srv:/export rw,vers=4.2
+33 22 0:43 / /mnt/sshfs rw shared:5 - fuse.sshfs user@host: rw
+34 22 0:44 / /mnt/usb rw shared:6 - fuseblk /dev/sdc1 rw
+";
+    let network = |path: &str| {
+        linux::fs_type_of(mountinfo, Path::new(path)).filter(|t| linux::is_network_fs(t))
+    };
+    let poll = |fs: &str| Plan::Poll {
+        network: Some(fs.to_owned()),
+    };
+    assert_eq!(
+        plan(WatchMode::Auto, network("/mnt/nas/cams")),
+        poll("nfs4")
+    );
+    assert_eq!(
+        plan(WatchMode::Auto, network("/mnt/sshfs/a")),
+        poll("fuse.sshfs")
+    );
+    let native = Plan::Native { fallback: true };
+    assert_eq!(plan(WatchMode::Auto, network("/mnt/usb/a")), native);
+    assert_eq!(plan(WatchMode::Auto, network("/data")), native);
+    // The other modes do what they say, whatever the filesystem.
+    assert_eq!(
+        plan(WatchMode::Native, network("/mnt/nas/cams")),
+        Plan::Native { fallback: false }
+    );
+    assert_eq!(plan(WatchMode::Poll, None), Plan::Poll { network: None });
+}

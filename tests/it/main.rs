@@ -5,13 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cdf_client;
+mod chaos;
+mod churn;
 mod config;
 mod crash;
 mod demo;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
+mod jobs_cli;
 mod resilience;
+mod state_heal;
 mod store;
 mod support;
 mod sync;

@@ -156,6 +156,20 @@ async fn rejected_credentials_pause_loudly_and_fail_no_job() {
     })
     .await;
     assert!(alive(&mut daemon), "{}", t.daemon_log(0));
+    // The status flag an operator (or a monitor) sees through the admin socket.
+    let socket = t.state_dir().join("admin.sock");
+    let status = cdf_syncd::admin::request(&socket, &cdf_syncd::admin::Request::Status)
+        .await
+        .expect("status");
+    let cdf_syncd::admin::Reply::Status { health, .. } = status else {
+        panic!("{status:?}");
+    };
+    let health = health.expect("the daemon's health");
+    assert_eq!(
+        health.paused,
+        Some(cdf_syncd::daemon::health::PauseReason::CredentialsRejected),
+        "{health:?}"
+    );
     assert!(terminate(daemon).await.success());
     let log = t.daemon_log(0);
     assert!(log.contains("ERROR"), "{log}");
@@ -357,4 +371,31 @@ async fn an_unreadable_file_fails_with_the_reason_and_the_rest_syncs() {
     );
     assert!(all_synced_once(&t, &[ok_file]), "{out}");
     assert_eq!(t.cdf.emu.files().len(), 1, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cdf_no_longer_knows_is_replaced_and_the_file_sent_again() {
+    let t = Tree::new("").await;
+    let tree = vec![("lost/session.bin".to_owned(), pattern(3 * PART + 1, 8))];
+    write_all(&t, &tree);
+    // Completion refused (as for an expired or unknown uploadId); the file has no content.
+    t.cdf.emu.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            endpoint: "files/completemultipartupload".to_owned(),
+            status: 400,
+            lost_response: false,
+            times: 1,
+        }],
+        ..Faults::default()
+    });
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    assert!(all_synced_once(&t, &tree), "{out}");
+    let c = t.cdf.emu.counters();
+    assert_eq!(c.total("POST files/multiuploadlink"), 1, "{c:?}");
+    assert_eq!(c.total("POST files/completemultipartupload"), 2, "{c:?}");
+    assert!(
+        out.contains("CDF no longer knows the upload session"),
+        "{out}"
+    );
 }

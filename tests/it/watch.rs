@@ -1,6 +1,8 @@
 //! Discovery end to end on real temporary directories: the startup scan, the filters,
 //! the stability gate (slow writers, the close fast path), new directories, renames,
-//! `sync --once`, polling and symlinks. Every wait has a deadline; none sleeps and hopes.
+//! `sync --once`, polling and symlinks, roots that vanish, lost events and requested
+//! rescans; and (`limit`) the inotify watch limit for real. Every wait has a deadline;
+//! none sleeps and hopes.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, FileTimes};
@@ -17,6 +19,8 @@ use cdf_syncd::watch::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod limit;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -496,5 +500,32 @@ async fn events_lost_while_the_consumer_is_slow_are_recovered_by_a_rescan() {
     let stats = w.counters.snapshot();
     assert!(stats.dropped_events > 0, "{stats:?}");
     assert!(stats.rescans >= 1, "{stats:?}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_requested_rescan_emits_every_file_again() {
+    let dir = tempfile::tempdir().unwrap();
+    write_old(&dir.path().join("a.csv"), b"a");
+    let watch = Watch::new(config(dir.path(), "200ms", ""));
+    let control = watch.control();
+    let counters = watch.counters();
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(watch.run(ScanMode::Continuous, tx, cancel.clone()));
+    let mut w = Running {
+        rx,
+        cancel,
+        task,
+        counters,
+        seen: Vec::new(),
+    };
+    w.stable("a.csv").await;
+    w.scan_done().await;
+    // The consumer lost what it was sent (say, the job store could not record it).
+    control.rescan_all();
+    w.stable("a.csv").await;
+    assert_eq!(w.scan_done().await, 1);
+    assert_eq!(w.counters.snapshot().rescans, 1);
     w.stop().await;
 }

@@ -83,10 +83,20 @@ pub(super) struct Complete {
 
 /// `POST files/completemultipartupload`: `{}` once the parts are assembled and
 /// committed as the file's content.
+///
+/// The work runs on its own task: a client that hangs up (or a connection cut) must
+/// not stop a completion half-way, with the session removed and the content not yet
+/// committed; CDF finishes what it accepted whether or not the reply is delivered.
 pub(super) async fn complete(
     AxState(state): AxState<Arc<State>>,
     CdfJson(body): CdfJson<Complete>,
 ) -> Result<Json<Value>, ApiError> {
+    tokio::spawn(complete_now(state, body))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+async fn complete_now(state: Arc<State>, body: Complete) -> Result<Json<Value>, ApiError> {
     let ident = Identifier::from_parts(body.id, body.external_id, body.instance_id)
         .map_err(ApiError::bad_request)?;
     let file_id = resolve_one(&state, &ident)?.id;

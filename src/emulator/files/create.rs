@@ -74,7 +74,12 @@ fn create_or_overwrite(
             return Err(ApiError::duplicated(vec![json!({ "externalId": x })]));
         }
         Some(old) => overwritten(old.clone(), fields, now),
-        None => new_record(state.next_id(), fields, now),
+        None => {
+            if let Some(x) = &fields.external_id {
+                state.counters.count_creation(x);
+            }
+            new_record(state.next_id(), fields, now)
+        }
     };
     files.upsert(record.clone());
     Ok(record)

@@ -15,26 +15,40 @@
 //! crash left half-done. Readers do not lock: they check an index entry against its
 //! job and skip it when they disagree. The same mutex guards the per-state counters,
 //! so `counts` is free.
+//!
+//! Write errors (measured on a full 1 MiB tmpfs, see `tests/no_space.rs`): inserts keep
+//! succeeding into sled's in-process buffers until one is written out, then every write
+//! and flush fails with that first IO error (`Custom { kind: StorageFull }`), for good,
+//! even after space is back; reads still work. The engine then says
+//! [`Engine::failed`] and the store reopens it (`open::reopen`): everything flushed
+//! before the error is there; of the writes after the last good flush, sled keeps a
+//! prefix.
 
 mod check;
 mod open;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sled::{Db, IVec, Tree};
 
 use super::Engine;
 use super::codec;
-use super::error::StoreError;
+use super::error::{self, FlushFailure, StoreError};
 use super::job::{FileKey, Job, JobId, SyncedFile};
 use super::rules::{self, Change, JobOp, Parts};
 use super::state_dir::StateLock;
 use super::types::{Counts, Enqueued, StateKind};
 use crate::fingerprint::Fingerprint;
 
-pub(crate) use open::open;
+pub(crate) use open::{open, reopen};
 
+/// The `meta` key [`Engine::probe`] writes.
+const PROBE_KEY: &[u8] = b"probe";
+
+#[derive(Clone)]
 pub(crate) struct Trees {
     pub(crate) jobs: Tree,
     pub(crate) by_path: Tree,
@@ -64,8 +78,10 @@ pub(crate) struct SledStore {
     pub(crate) t: Trees,
     db: Db,
     write: Mutex<Counts>,
+    /// A write or flush failed with an IO error: sled refuses writes until reopened.
+    failed: AtomicBool,
     // Declared last: released only after sled has closed.
-    _lock: StateLock,
+    dir_lock: Arc<StateLock>,
 }
 
 /// A stored job as read.
@@ -83,10 +99,15 @@ impl SledStore {
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
-        StoreError::Engine {
-            dir: self.dir.clone(),
-            source,
+        if matches!(source, sled::Error::Io(_)) {
+            self.failed.store(true, Ordering::Release);
         }
+        error::engine(&self.dir, source)
+    }
+
+    /// The state directory's lock, to keep across a reopen.
+    pub(crate) fn state_lock(&self) -> Arc<StateLock> {
+        self.dir_lock.clone()
     }
 
     fn read_job(&self, id: JobId) -> Result<Slot, StoreError> {
@@ -138,7 +159,7 @@ impl SledStore {
     /// part records go first (fewer recorded parts only means re-sending some), index
     /// entries are added before the job record and removed after it (a stale entry is
     /// skipped by readers; a missing one would hide the job), and the synced record is
-    /// written before the job is removed.
+    /// written before the job is removed or queued again.
     ///
     /// No sled transaction or batch: in sled 0.34 each of those writes and
     /// `sync_file_range`s the log twice on the calling thread, a device round trip per
@@ -160,6 +181,13 @@ impl SledStore {
                     .insert(codec::due_key(at, id), &[][..])
                     .map_err(e)?;
             }
+            if let (Some(old), Some(synced)) = (&change.old, &change.synced) {
+                let bytes = codec::encode_synced(synced)
+                    .map_err(|source| StoreError::Encode { id, source })?;
+                let path = codec::path_key(&old.key);
+                let before = self.t.synced.insert(path, bytes).map_err(e)?;
+                counts.synced += u64::from(before.is_none());
+            }
             match (&change.old, &change.new) {
                 (old, Some(new)) => {
                     if old.is_none() {
@@ -171,15 +199,11 @@ impl SledStore {
                     self.t.jobs.insert(id_key, bytes).map_err(e)?;
                 }
                 (Some(old), None) => {
-                    let path = codec::path_key(&old.key);
-                    if let Some(synced) = &change.synced {
-                        let bytes = codec::encode_synced(synced)
-                            .map_err(|source| StoreError::Encode { id, source })?;
-                        let before = self.t.synced.insert(&path, bytes).map_err(e)?;
-                        counts.synced += u64::from(before.is_none());
-                    }
                     self.t.jobs.remove(id_key).map_err(e)?;
-                    self.t.by_path.remove(path).map_err(e)?;
+                    self.t
+                        .by_path
+                        .remove(codec::path_key(&old.key))
+                        .map_err(e)?;
                 }
                 (None, None) => {}
             }
@@ -339,12 +363,31 @@ impl Engine for SledStore {
         self.db.size_on_disk().map_err(|e| self.err(e))
     }
 
-    fn flush_now(&self) -> Result<(), Arc<sled::Error>> {
-        self.db.flush().map(drop).map_err(Arc::new)
+    fn flush_now(&self) -> Result<(), FlushFailure> {
+        self.db.flush().map(drop).map_err(|e| {
+            self.failed.store(true, Ordering::Release);
+            FlushFailure::Engine(Arc::new(e))
+        })
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let now = u64::try_from(now).unwrap_or(u64::MAX);
+        self.t
+            .meta
+            .insert(PROBE_KEY, &now.to_be_bytes())
+            .map_err(|e| self.err(e))?;
+        self.db.flush().map(drop).map_err(|e| self.err(e))
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     #[cfg(test)]
-    fn sled(&self) -> Option<&SledStore> {
-        Some(self)
+    fn sled_trees(&self) -> Option<Trees> {
+        Some(self.t.clone())
     }
 }

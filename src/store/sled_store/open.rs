@@ -6,10 +6,15 @@
 //! and open fine. The `meta` schema record is the first write of a new database and is
 //! flushed at once, so a database whose directory existed but which comes back
 //! without it has lost its log: it is treated as broken too.
+//!
+//! A full disk is never "broken": sled's open fails with an IO error (`StorageFull`,
+//! measured), which is returned as [`StoreError::NoSpace`] and leaves the database as
+//! it was. [`reopen`] (recovery after a write error) never moves anything aside.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sled::{Db, Tree};
@@ -17,7 +22,7 @@ use tracing::{error, info};
 
 use super::{SledStore, Trees};
 use crate::store::codec::SCHEMA_VERSION;
-use crate::store::error::StoreError;
+use crate::store::error::{self, StoreError};
 use crate::store::state_dir::{self, StateLock};
 use crate::store::types::{Counts, StoreOptions};
 
@@ -38,13 +43,42 @@ pub(crate) fn open(
     dir: &Path,
     options: StoreOptions,
 ) -> Result<(SledStore, Option<PathBuf>), StoreError> {
-    let lock = StateLock::acquire(dir)?;
+    let lock = Arc::new(StateLock::acquire(dir)?);
+    open_locked(dir, options, lock, true)
+}
+
+/// Opens the database of `dir` again, under the lock the store already holds, after the
+/// previous handle was dropped (sled lets go of its own lock a moment later). A
+/// database that does not open is an error here, never moved aside: it was fine a
+/// moment ago, so the environment (a full disk) is the likely cause.
+pub(crate) fn reopen(
+    dir: &Path,
+    options: StoreOptions,
+    lock: Arc<StateLock>,
+) -> Result<SledStore, StoreError> {
+    open_locked(dir, options, lock, false).map(|(store, _)| store)
+}
+
+fn open_locked(
+    dir: &Path,
+    options: StoreOptions,
+    lock: Arc<StateLock>,
+    may_move_aside: bool,
+) -> Result<(SledStore, Option<PathBuf>), StoreError> {
     let db_dir = dir.join(DB_DIR);
     state_dir::wait_for_flock(dir, &db_dir.join("db"), SLED_LOCK_PATIENCE)?;
     let existed = db_dir.join("conf").exists();
     let (db, t, moved) = match open_db(dir, &db_dir, options, existed) {
         Ok((db, t)) => (db, t, None),
         Err(OpenFailure::Fatal(e)) => return Err(e),
+        Err(OpenFailure::Broken(reason)) if !may_move_aside => {
+            return Err(StoreError::Open {
+                dir: dir.to_owned(),
+                source: sled::Error::Unsupported(format!(
+                    "reopening failed ({reason}); restart cdf-syncd to move the database aside"
+                )),
+            });
+        }
         Err(OpenFailure::Broken(reason)) => {
             let moved = state_dir::move_aside(&db_dir)?;
             error!(dir = %dir.display(), moved_to = %moved.display(), %reason,
@@ -66,7 +100,8 @@ pub(crate) fn open(
         t,
         db,
         write: Mutex::new(Counts::default()),
-        _lock: lock,
+        failed: AtomicBool::new(false),
+        dir_lock: lock,
     };
     let counts = {
         let mut counts = store.lock();
@@ -97,9 +132,9 @@ fn open_db(
         Ok(Ok(pair)) => pair,
         Ok(Err(sled::Error::Io(e))) if !io_means_corrupt(&e) => {
             let source = sled::Error::Io(e);
-            return Err(OpenFailure::Fatal(StoreError::Open {
-                dir: dir.to_owned(),
-                source,
+            return Err(OpenFailure::Fatal(match error::engine(dir, source) {
+                StoreError::Engine { dir, source } => StoreError::Open { dir, source },
+                no_space => no_space,
             }));
         }
         Ok(Err(e)) => return Err(OpenFailure::Broken(e.to_string())),
@@ -124,10 +159,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn check_schema(dir: &Path, db: &Db, meta: &Tree, existed: bool) -> Result<(), OpenFailure> {
-    let fatal = |source| {
-        let dir = dir.to_owned();
-        OpenFailure::Fatal(StoreError::Engine { dir, source })
-    };
+    let fatal = |source| OpenFailure::Fatal(error::engine(dir, source));
     let stored = meta.get(SCHEMA_KEY).map_err(fatal)?;
     let version = match stored.as_deref().map(<[u8; 4]>::try_from) {
         Some(Ok(bytes)) => u32::from_be_bytes(bytes),

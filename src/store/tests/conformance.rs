@@ -21,7 +21,9 @@ conformance!(
     a_new_path_becomes_a_queued_job,
     the_same_fingerprint_is_not_queued_twice,
     a_new_fingerprint_updates_a_waiting_job,
-    jobs_in_flight_are_left_alone,
+    jobs_in_flight_keep_their_session_and_remember_a_newer_version,
+    a_newer_version_found_in_flight_is_queued_when_the_old_one_is_synced,
+    a_failure_after_a_newer_version_retries_the_newer_one,
     a_synced_path_is_unchanged_or_overwritten,
     finishing_compacts_to_the_synced_record,
     only_a_done_job_can_be_finished,
@@ -104,7 +106,7 @@ fn a_new_fingerprint_updates_a_waiting_job(s: Store) {
     );
 }
 
-fn jobs_in_flight_are_left_alone(s: Store) {
+fn jobs_in_flight_keep_their_session_and_remember_a_newer_version(s: Store) {
     let Enqueued::New(id) = s.enqueue(key(1), fp(1), 10).unwrap() else {
         panic!("not new")
     };
@@ -113,15 +115,82 @@ fn jobs_in_flight_are_left_alone(s: Store) {
         JobState::Completing(upload(1, 2)),
         JobState::Done { file_id: 1001 },
     ];
-    for state in states {
+    for (n, state) in (2..).zip(states) {
         s.set_state(id, state.clone()).unwrap();
+        let before = s.job(id).unwrap().unwrap();
         assert_eq!(
-            s.enqueue(key(1), fp(2), 20).unwrap(),
+            s.enqueue(key(1), before.fingerprint, 20).unwrap(),
+            Enqueued::InFlight(id)
+        );
+        assert_eq!(
+            s.job(id).unwrap().unwrap(),
+            before,
+            "the same version: untouched"
+        );
+        assert_eq!(
+            s.enqueue(key(1), fp(n), 20).unwrap(),
             Enqueued::InFlight(id)
         );
         let job = s.job(id).unwrap().unwrap();
-        assert_eq!((job.state, job.fingerprint), (state, fp(1)));
+        assert_eq!((job.state, job.fingerprint), (state, fp(n)));
+        assert!(
+            s.due(i64::MAX, 10).unwrap().is_empty(),
+            "not due while in flight"
+        );
     }
+}
+
+fn a_newer_version_found_in_flight_is_queued_when_the_old_one_is_synced(s: Store) {
+    let Enqueued::New(id) = s.enqueue(key(1), fp(1), 10).unwrap() else {
+        panic!("not new")
+    };
+    s.start_upload(id, upload(1, 2)).unwrap();
+    s.mark_part_done(id, 0).unwrap();
+    assert_eq!(
+        s.enqueue(key(1), fp(2), 20).unwrap(),
+        Enqueued::InFlight(id)
+    );
+    assert_eq!(s.parts_done(id).unwrap(), vec![0], "the session goes on");
+    s.set_state(id, JobState::Done { file_id: 1001 }).unwrap();
+    // The worker synced the version it uploaded (fp 1).
+    s.finish(id, synced(1)).unwrap();
+    assert_eq!(s.synced(&key(1)).unwrap(), Some(synced(1)));
+    let job = s.job(id).unwrap().expect("queued again, not compacted");
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(
+        (job.fingerprint, job.attempts, job.overwrite),
+        (fp(2), 0, true)
+    );
+    assert_eq!(s.due(i64::MAX, 10).unwrap(), vec![job]);
+    assert!(s.parts_done(id).unwrap().is_empty());
+    assert_eq!(s.enqueue(key(1), fp(2), 30).unwrap(), Enqueued::Pending(id));
+    let c = s.counts().unwrap();
+    assert_eq!((c.queued, c.done, c.synced), (1, 0, 1));
+    // The second round compacts as usual.
+    s.set_state(id, JobState::Done { file_id: 1001 }).unwrap();
+    s.finish(id, synced(2)).unwrap();
+    assert_eq!(s.job(id).unwrap(), None);
+    assert_eq!(s.synced(&key(1)).unwrap(), Some(synced(2)));
+}
+
+fn a_failure_after_a_newer_version_retries_the_newer_one(s: Store) {
+    let Enqueued::New(id) = s.enqueue(key(1), fp(1), 10).unwrap() else {
+        panic!("not new")
+    };
+    s.start_upload(id, upload(1, 2)).unwrap();
+    s.enqueue(key(1), fp(2), 20).unwrap();
+    let failed = s
+        .record_failure(id, FailureKind::Transient, 50, "changed during upload")
+        .unwrap();
+    assert_eq!(failed.fingerprint, fp(2));
+    assert!(matches!(
+        failed.state,
+        JobState::Failed {
+            resume: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(s.due(50, 10).unwrap(), vec![failed]);
 }
 
 fn a_synced_path_is_unchanged_or_overwritten(s: Store) {

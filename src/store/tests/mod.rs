@@ -7,6 +7,7 @@ use tempfile::TempDir;
 use super::*;
 
 mod conformance;
+mod no_space;
 mod prop;
 mod sled_only;
 
@@ -70,10 +71,9 @@ pub(super) fn synced(n: u64) -> SyncedFile {
 /// Checks the sled trees against the jobs: every index entry points at a job in a
 /// matching state, every job is indexed, parts belong to uploading or completing jobs.
 pub(super) fn check_sled_invariants(store: &Store) {
-    let Some(s) = store.engine().sled() else {
+    let Some(t) = store.engine().sled_trees() else {
         return;
     };
-    let t = &s.t;
     let mut jobs = std::collections::BTreeMap::new();
     for entry in t.jobs.iter() {
         let (k, v) = entry.unwrap();

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn trees(s: &Store) -> &sled_store::Trees {
-    &s.engine().sled().unwrap().t
+fn trees(s: &Store) -> sled_store::Trees {
+    s.engine().sled_trees().unwrap()
 }
 
 #[test]

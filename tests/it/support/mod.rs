@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod emulator;
+pub mod unshare;
 
 /// Polls `cond` every 20 ms until it holds; panics after `secs` seconds naming `what`.
 /// The one wait-with-deadline helper of the integration tests.
@@ -20,5 +21,29 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls `cond` every `every` until it holds (true) or `within` has passed (false):
+/// for conditions whose absence is not a failure (e.g. "kill right after the next
+/// completion, or after a while anyway").
+pub async fn poll_until<F, Fut>(
+    within: std::time::Duration,
+    every: std::time::Duration,
+    mut cond: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
     }
 }
