@@ -15,7 +15,7 @@
 use crate::daemon::health::Health;
 use crate::store::{FailureKind, Job, JobId, JobState, StateKind, Store, StoreError};
 
-use super::protocol::{ErrorKind, JobCounts, JobFilter, JobView, MAX_JOBS, Reply, Request};
+use super::protocol::{ErrorKind, JobFilter, JobView, MAX_JOBS, Reply, Request};
 
 /// A transient failure due sooner than this may already be in the scheduler's hands.
 pub const FORGET_MARGIN_MS: i64 = 5_000;
@@ -56,7 +56,7 @@ fn status(store: &Store, owner: Owner<'_>) -> Result<Reply, StoreError> {
         Owner::Offline => None,
     };
     Ok(Reply::Status {
-        counts: JobCounts::from(store.counts()?),
+        counts: store.counts()?,
         health,
     })
 }

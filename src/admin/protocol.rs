@@ -163,31 +163,9 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// Jobs per state and paths synced, as `status` reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobCounts {
-    pub queued: u64,
-    pub uploading: u64,
-    pub completing: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub synced: u64,
-    pub quarantined: u64,
-}
-
-impl From<crate::store::Counts> for JobCounts {
-    fn from(c: crate::store::Counts) -> Self {
-        Self {
-            queued: c.queued,
-            uploading: c.uploading,
-            completing: c.completing,
-            done: c.done,
-            failed: c.failed,
-            synced: c.synced,
-            quarantined: c.quarantined,
-        }
-    }
-}
+/// Jobs per state and paths synced, as `status` reports them (the store's own counts;
+/// their field names are part of the protocol).
+pub type JobCounts = crate::store::Counts;
 
 /// One job as listings show it; also the `--json` output of `cdf-syncd jobs`, so the
 /// field names are stable.

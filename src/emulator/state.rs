@@ -188,6 +188,18 @@ pub struct ScriptedFault {
     pub times: u32,
 }
 
+impl ScriptedFault {
+    /// The next `times` requests to `endpoint` get `status` (0 drops the connection).
+    pub fn new(endpoint: &str, status: u16, times: u32) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            status,
+            lost_response: false,
+            times,
+        }
+    }
+}
+
 fn one() -> u32 {
     1
 }

@@ -95,7 +95,7 @@ impl fmt::Display for StateKind {
 }
 
 /// How many jobs are in each state, and how many paths are synced and records set aside.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub queued: u64,
     pub uploading: u64,

@@ -78,12 +78,7 @@ async fn errors_carry_status_request_id_and_retry_class() {
     assert!(api.request_id.is_some(), "x-request-id is carried");
 
     cdf.emu.set_faults(Faults {
-        scripted: vec![ScriptedFault {
-            endpoint: "files/byids".to_owned(),
-            status: 503,
-            lost_response: false,
-            times: 1,
-        }],
+        scripted: vec![ScriptedFault::new("files/byids", 503, 1)],
         ..Faults::default()
     });
     let err = client
@@ -151,15 +146,6 @@ fn quick_retries(max_retries: u32) -> RetryPolicy {
     }
 }
 
-fn scripted(endpoint: &str, status: u16, times: u32) -> ScriptedFault {
-    ScriptedFault {
-        endpoint: endpoint.to_owned(),
-        status,
-        lost_response: false,
-        times,
-    }
-}
-
 #[tokio::test]
 async fn the_quick_tier_retries_transient_and_throttled_replies_and_counts_throttling() {
     let cdf = strict_cdf().await;
@@ -171,9 +157,9 @@ async fn the_quick_tier_retries_transient_and_throttled_replies_and_counts_throt
     );
     cdf.emu.set_faults(Faults {
         scripted: vec![
-            scripted("files/byids", 503, 1),
-            scripted("files/byids", 429, 1),
-            scripted("files/byids", 500, 1),
+            ScriptedFault::new("files/byids", 503, 1),
+            ScriptedFault::new("files/byids", 429, 1),
+            ScriptedFault::new("files/byids", 500, 1),
         ],
         ..Faults::default()
     });
@@ -184,7 +170,7 @@ async fn the_quick_tier_retries_transient_and_throttled_replies_and_counts_throt
 
     // A permanent error is returned at once; a fourth failure exhausts the tier.
     cdf.emu.set_faults(Faults {
-        scripted: vec![scripted("files/byids", 500, 4)],
+        scripted: vec![ScriptedFault::new("files/byids", 500, 4)],
         ..Faults::default()
     });
     let err = client
@@ -259,7 +245,7 @@ async fn a_valid_token_outlives_a_token_endpoint_outage_until_it_expires() {
         .await
         .expect("byids");
     cdf.emu.set_faults(Faults {
-        scripted: vec![scripted("token", 503, 10_000)],
+        scripted: vec![ScriptedFault::new("token", 503, 10_000)],
         ..Faults::default()
     });
     // Past the refresh point (half of 8 s) the refresh fails; the token still works.

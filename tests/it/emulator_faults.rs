@@ -29,15 +29,6 @@ async fn put_bin(t: &TestCdf, url: &str, bytes: Vec<u8>) -> reqwest::Result<reqw
         .await
 }
 
-fn script(endpoint: &str, status: u16, times: u32) -> ScriptedFault {
-    ScriptedFault {
-        endpoint: endpoint.to_owned(),
-        status,
-        lost_response: false,
-        times,
-    }
-}
-
 #[tokio::test]
 async fn api_429_comes_with_retry_after_only_when_configured() {
     let t = TestCdf::start(EmulatorConfig::default()).await;
@@ -246,8 +237,8 @@ async fn scripted_faults_hit_their_endpoint_and_are_consumed() {
     assert_eq!(t.put(&urls[0], vec![1; 10]).await, 200);
     let faults = Faults {
         scripted: vec![
-            script("files/completemultipartupload", 503, 2),
-            script("token", 500, 1),
+            ScriptedFault::new("files/completemultipartupload", 503, 2),
+            ScriptedFault::new("token", 500, 1),
         ],
         ..Faults::default()
     };
@@ -286,10 +277,10 @@ async fn scripted_faults_hit_their_endpoint_and_are_consumed() {
 
     let lost = ScriptedFault {
         lost_response: true,
-        ..script("files", 0, 1)
+        ..ScriptedFault::new("files", 0, 1)
     };
     t.emu.set_faults(Faults {
-        scripted: vec![script("files/byids", 0, 1), lost],
+        scripted: vec![ScriptedFault::new("files/byids", 0, 1), lost],
         ..Faults::default()
     });
     let byids = t

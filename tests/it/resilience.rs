@@ -113,12 +113,7 @@ async fn throttling_lowers_concurrency_and_fails_nothing() {
         api_429: 0.3,
         put_429: 0.2,
         put_503: 0.1,
-        scripted: vec![ScriptedFault {
-            endpoint: "files/initmultipartupload".to_owned(),
-            status: 429,
-            lost_response: false,
-            times: 3,
-        }],
+        scripted: vec![ScriptedFault::new("files/initmultipartupload", 429, 3)],
         ..Faults::default()
     });
     let daemon = t.start_daemon(0);
@@ -199,18 +194,8 @@ async fn an_upload_url_that_stopped_working_gets_a_fresh_session() {
     write_all(&t, &tree);
     t.cdf.emu.set_faults(Faults {
         scripted: vec![
-            ScriptedFault {
-                endpoint: "put".to_owned(),
-                status: 410,
-                lost_response: false,
-                times: 1,
-            },
-            ScriptedFault {
-                endpoint: "put".to_owned(),
-                status: 403,
-                lost_response: false,
-                times: 1,
-            },
+            ScriptedFault::new("put", 410, 1),
+            ScriptedFault::new("put", 403, 1),
         ],
         ..Faults::default()
     });
@@ -252,12 +237,7 @@ async fn files_cdf_refuses_or_that_vanish_do_not_hold_up_the_queue() {
     t.write("bad/refused.bin", &pattern(3 * PART, 9));
     // CDF refuses the first multipart create (e.g. a field it will not take).
     t.cdf.emu.set_faults(Faults {
-        scripted: vec![ScriptedFault {
-            endpoint: "files/initmultipartupload".to_owned(),
-            status: 400,
-            lost_response: false,
-            times: 1,
-        }],
+        scripted: vec![ScriptedFault::new("files/initmultipartupload", 400, 1)],
         ..Faults::default()
     });
     let (ok, out) = t.sync_once().await;
@@ -293,12 +273,7 @@ async fn upload_urls_older_than_six_days_are_replaced_not_used() {
     t.write("old/urls.bin", &bytes);
     // First run: the session opens, then storage refuses every PUT (a permanent 400).
     t.cdf.emu.set_faults(Faults {
-        scripted: vec![ScriptedFault {
-            endpoint: "put".to_owned(),
-            status: 400,
-            lost_response: false,
-            times: 1000,
-        }],
+        scripted: vec![ScriptedFault::new("put", 400, 1000)],
         ..Faults::default()
     });
     let (ok, out) = t.sync_once().await;
@@ -380,12 +355,7 @@ async fn a_session_cdf_no_longer_knows_is_replaced_and_the_file_sent_again() {
     write_all(&t, &tree);
     // Completion refused (as for an expired or unknown uploadId); the file has no content.
     t.cdf.emu.set_faults(Faults {
-        scripted: vec![ScriptedFault {
-            endpoint: "files/completemultipartupload".to_owned(),
-            status: 400,
-            lost_response: false,
-            times: 1,
-        }],
+        scripted: vec![ScriptedFault::new("files/completemultipartupload", 400, 1)],
         ..Faults::default()
     });
     let (ok, out) = t.sync_once().await;

@@ -48,12 +48,7 @@ async fn a_corrupt_job_record_is_quarantined_and_its_file_synced_anyway() {
     t.write("held/back.bin", &bytes);
     // Every create is refused: the job ends `Failed`, waiting for an operator, and a
     // plain restart would leave it there.
-    let refuse = |endpoint: &str| ScriptedFault {
-        endpoint: endpoint.to_owned(),
-        status: 400,
-        lost_response: false,
-        times: 1000,
-    };
+    let refuse = |endpoint: &str| ScriptedFault::new(endpoint, 400, 1000);
     t.cdf.emu.set_faults(Faults {
         scripted: vec![refuse("files"), refuse("files/initmultipartupload")],
         ..Faults::default()
