@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod emulator;
 pub mod fingerprint;
 pub mod mapping;
+pub mod metrics;
 pub mod secret;
 pub mod store;
 pub mod upload;

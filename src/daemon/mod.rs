@@ -97,6 +97,15 @@ pub async fn run(
         intake_done.clone(),
         settings.roots.len(),
     ));
+    let _metrics = serve_metrics(
+        &settings,
+        &store,
+        &health,
+        &watch.counters,
+        &ctx.client,
+        &cancel,
+    )
+    .await;
     let admin = crate::admin::start(
         &settings.admin,
         store.clone(),
@@ -118,6 +127,33 @@ pub async fn run(
     store.flush().await?;
     tally.failed_jobs = store.counts()?.get(StateKind::Failed);
     Ok(tally)
+}
+
+/// Starts `/metrics` when `[admin] metrics_listen` is set; a port that cannot be bound
+/// is an ERROR, not a reason to stop syncing.
+async fn serve_metrics(
+    settings: &Settings,
+    store: &Arc<Store>,
+    health: &Arc<health::Health>,
+    watch: &Arc<crate::watch::WatchCounters>,
+    client: &CdfClient,
+    cancel: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = settings.admin.metrics_listen?;
+    let sources = crate::metrics::Sources {
+        store: store.clone(),
+        health: health.clone(),
+        watch: watch.clone(),
+        client: client.clone(),
+    };
+    match crate::metrics::serve(addr, sources, cancel.clone()).await {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::error!(%addr, error = %e,
+                "cannot serve metrics; set [admin] metrics_listen to a free local address");
+            None
+        }
+    }
 }
 
 /// Opens the job store off the runtime. A state directory that cannot take writes (a

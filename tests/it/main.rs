@@ -14,6 +14,7 @@ mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
 mod jobs_cli;
+mod metrics;
 mod resilience;
 mod state_heal;
 mod store;
