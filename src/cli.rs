@@ -24,6 +24,14 @@ pub enum Command {
     Sync(SyncArgs),
     /// Validate a configuration file and print the resolved plan.
     CheckConfig(CheckConfigArgs),
+    /// Show what the daemon is doing: CDF connection, uploads in flight, totals, errors.
+    ///
+    /// Uptime and version, the CDF connection (ok, throttled, unreachable, credentials
+    /// rejected), jobs per root, the oldest queued file (a stall shows here), uploads
+    /// in flight with progress, rate and ETA, files and bytes synced today and since
+    /// start, throughput, and the last errors with CDF's x-request-id. With the daemon
+    /// stopped it reads the job store and says so.
+    Status(StatusArgs),
     /// List jobs: path, state, attempts, next retry, last error.
     ///
     /// Works with the daemon running (through its admin socket) and stopped (reading
@@ -87,6 +95,19 @@ pub struct JobsArgs {
     /// At most this many jobs, oldest first (1..=10000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
+    #[command(flatten)]
+    pub file: ConfigArgs,
+}
+
+/// `cdf-syncd status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON document (fields documented in docs/STATUS.md) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw every second until Ctrl-C (with --json: one document per refresh).
+    #[arg(long)]
+    pub watch: bool,
     #[command(flatten)]
     pub file: ConfigArgs,
 }

@@ -142,6 +142,20 @@ pub fn render(sources: &Sources) -> Result<String, String> {
         sources.client.throttled_total(),
     );
 
+    let bandwidth = sources.client.bandwidth();
+    gauge(
+        &mut registry,
+        "upload_rate_limit_bytes_per_second",
+        "The upload bandwidth limit in force now (0: unlimited)",
+        bandwidth.current_rate().unwrap_or(0),
+    );
+    gauge(
+        &mut registry,
+        "transfers_in_flight",
+        "Content PUTs sending now",
+        bandwidth.active_transfers(),
+    );
+
     let w = sources.watch.snapshot();
     let watcher = Family::<EventLabel, Counter<u64>>::default();
     for (event, n) in [

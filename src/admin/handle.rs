@@ -13,9 +13,11 @@
 //! queued, which a worker holding a stale copy copes with.
 
 use crate::daemon::health::Health;
+use crate::daemon::progress::Progress;
 use crate::store::{FailureKind, Job, JobId, JobState, StateKind, Store, StoreError};
 
 use super::protocol::{ErrorKind, JobFilter, JobView, MAX_JOBS, Reply, Request};
+use super::status::status;
 
 /// A transient failure due sooner than this may already be in the scheduler's hands.
 pub const FORGET_MARGIN_MS: i64 = 5_000;
@@ -24,7 +26,10 @@ pub const FORGET_MARGIN_MS: i64 = 5_000;
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
     /// The running daemon: its workers may hold jobs.
-    Daemon(&'a Health),
+    Daemon {
+        health: &'a Health,
+        progress: &'a Progress,
+    },
     /// The CLI, with the daemon stopped: nothing else touches the store.
     Offline,
 }
@@ -32,7 +37,7 @@ pub enum Owner<'a> {
 /// Runs one request against the store. Blocks.
 pub fn execute(store: &Store, owner: Owner<'_>, request: Request, now_ms: i64) -> Reply {
     let result = match request {
-        Request::Status => status(store, owner),
+        Request::Status => status(store, owner, now_ms),
         Request::Jobs { state, limit } => jobs(store, state, limit),
         Request::Retry { job } => retry(store, job),
         Request::RetryAllFailed => retry_all(store),
@@ -48,17 +53,6 @@ fn store_error(e: &StoreError) -> Reply {
         _ => ErrorKind::Store,
     };
     Reply::error(kind, e.to_string())
-}
-
-fn status(store: &Store, owner: Owner<'_>) -> Result<Reply, StoreError> {
-    let health = match owner {
-        Owner::Daemon(h) => Some(Box::new(h.snapshot())),
-        Owner::Offline => None,
-    };
-    Ok(Reply::Status {
-        counts: store.counts()?,
-        health,
-    })
 }
 
 fn jobs(store: &Store, filter: Option<JobFilter>, limit: usize) -> Result<Reply, StoreError> {
@@ -101,7 +95,7 @@ fn retry_all(store: &Store) -> Result<Reply, StoreError> {
 
 fn forget(store: &Store, owner: Owner<'_>, id: JobId, now_ms: i64) -> Result<Reply, StoreError> {
     let job = store.job(id)?.ok_or(StoreError::NoSuchJob { id })?;
-    if let Owner::Daemon(_) = owner
+    if let Owner::Daemon { .. } = owner
         && let Some(why) = busy(&job, now_ms)
     {
         return Ok(Reply::error(
@@ -141,7 +135,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::admin::protocol::Failure;
+    use crate::admin::protocol::{ConnectionState, Failure, RootCounts};
+    use crate::daemon::health::PauseReason;
     use crate::fingerprint::Fingerprint;
     use crate::store::{Enqueued, FileKey, Target, Upload};
 
@@ -183,6 +178,10 @@ mod tests {
             max: std::time::Duration::from_secs(2),
         };
         Health::new(4, 4, backoff)
+    }
+
+    fn daemon<'a>(health: &'a Health, progress: &'a Progress) -> Owner<'a> {
+        Owner::Daemon { health, progress }
     }
 
     #[test]
@@ -260,8 +259,8 @@ mod tests {
 
     #[test]
     fn with_the_daemon_running_only_failed_jobs_not_about_to_retry_can_be_forgotten() {
-        let (store, health) = (Store::in_memory(), health());
-        let daemon = Owner::Daemon(&health);
+        let (store, health, progress) = (Store::in_memory(), health(), Progress::new());
+        let daemon = daemon(&health, &progress);
         let [queued, up, soon, later, perm] =
             ["queued", "up", "soon", "later", "perm"].map(|r| job(&store, r));
         uploading(&store, up);
@@ -303,20 +302,64 @@ mod tests {
 
     #[test]
     fn status_has_counts_and_the_daemons_health() {
-        let (store, health) = (Store::in_memory(), health());
-        job(&store, "a");
-        match execute(&store, Owner::Daemon(&health), Request::Status, 0) {
-            Reply::Status { counts, health } => {
+        let (store, health, progress) = (Store::in_memory(), health(), Progress::new());
+        let a = job(&store, "a");
+        let b = job(&store, "b");
+        fail(&store, b, FailureKind::Permanent, 0);
+        let now = crate::admin::now_ms() + 5000;
+        match execute(&store, daemon(&health, &progress), Request::Status, now) {
+            Reply::Status {
+                counts,
+                health,
+                roots,
+                oldest_queued,
+                daemon,
+                ..
+            } => {
                 assert_eq!(counts.queued, 1);
                 let health = health.expect("health");
                 assert_eq!(health.files_limit, 4, "{health:?}");
                 assert_eq!(health.paused, None, "{health:?}");
+                let queued = oldest_queued.expect("a queued job");
+                assert_eq!((queued.job, queued.path.as_str()), (a, "r:/a"));
+                assert!(queued.age_ms >= 5000, "{queued:?}");
+                assert_eq!(
+                    roots,
+                    vec![RootCounts {
+                        root: "r".into(),
+                        jobs: 2,
+                        queued: 1,
+                        in_flight: 0,
+                        failed: 1
+                    }]
+                );
+                let daemon = daemon.expect("the daemon's part");
+                assert_eq!(daemon.connection.state, ConnectionState::Ok);
+                assert_eq!(daemon.pid, std::process::id());
             }
             other => panic!("{other:?}"),
         }
+        health.pause(PauseReason::CdfUnreachable, "connection refused", None);
+        let reply = execute(&store, daemon(&health, &progress), Request::Status, now);
+        let Reply::Status {
+            daemon: Some(d), ..
+        } = reply
+        else {
+            panic!("{reply:?}");
+        };
+        assert_eq!(d.connection.state, ConnectionState::Unreachable);
+        assert!(d.connection.since_ms.is_some_and(|t| t <= now), "{d:?}");
+        assert_eq!(d.connection.detail.as_deref(), Some("connection refused"));
         let reply = execute(&store, Owner::Offline, Request::Status, 0);
         assert!(
-            matches!(reply, Reply::Status { health: None, .. }),
+            matches!(
+                reply,
+                Reply::Status {
+                    health: None,
+                    daemon: None,
+                    ..
+                }
+            ),
             "{reply:?}"
         );
     }

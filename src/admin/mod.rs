@@ -4,14 +4,17 @@
 //! A Unix socket at `[admin] socket` (mode 0600, or 0660 for `socket_group`) speaking
 //! one JSON request per line and one JSON reply per line (`protocol.rs`). `server.rs`
 //! serves it in the daemon, `client.rs` is the CLI's side, and `handle.rs` is what each
-//! request does to the store, shared by the daemon and by the CLI working on the store
-//! directly when the daemon is stopped. Commands: `status`, `jobs`, `retry`,
+//! request does to the store (`status.rs` builds the status reply), shared by the
+//! daemon and by the CLI working on the store directly when the daemon is stopped.
+//! Commands: `status` (store counts, per-root jobs, the oldest queued job and, from a
+//! running daemon, its health, CDF connection and uploads in flight), `jobs`, `retry`,
 //! `retry_all_failed`, `forget`.
 
 mod client;
 mod handle;
 pub mod protocol;
 mod server;
+mod status;
 
 #[cfg(test)]
 mod tests;
@@ -24,11 +27,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use client::{ClientError, request};
 pub use handle::{FORGET_MARGIN_MS, Owner, execute};
-pub use protocol::{Envelope, ErrorKind, JobFilter, JobView, Reply, Request};
+pub use protocol::{
+    Connection, ConnectionState, DaemonStatus, Envelope, ErrorKind, JobFilter, JobView, QueuedJob,
+    Reply, Request, RootCounts,
+};
 pub use server::{MAX_CLIENTS, serve};
 
 use crate::config::AdminSettings;
 use crate::daemon::health::Health;
+use crate::daemon::progress::Progress;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +64,12 @@ pub async fn start(
     settings: &AdminSettings,
     store: Arc<Store>,
     health: Arc<Health>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Option<JoinHandle<()>> {
     let socket = settings.socket.clone();
     let group = settings.socket_group.clone();
-    match serve(socket, group, store, health, cancel).await {
+    match serve(socket, group, store, health, progress, cancel).await {
         Ok(task) => Some(task),
         Err(e) => {
             tracing::error!(socket = %settings.socket.display(), error = %e,

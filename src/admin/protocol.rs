@@ -11,6 +11,10 @@
 //! {"v":1,"cmd":"forget","job":42}
 //! ```
 //!
+//! The `status` reply grew (`roots`, `oldest_queued`, `daemon`) without a version bump:
+//! each new field has a default, so a client reading an older daemon's reply sees
+//! empty/`null` values. `docs/STATUS.md` documents `cdf-syncd status --json`.
+//!
 //! Every reply is a [`Reply`] tagged by `reply`; a refused or failed request gets
 //! `{"reply":"error","kind":"no_such_job","message":"no job 42"}`. Adding a command or a
 //! field is backwards compatible; changing one bumps [`PROTOCOL_VERSION`].
@@ -108,6 +112,18 @@ pub enum Reply {
         /// The daemon's pipeline health; `null` when the store was read directly (no
         /// daemon running).
         health: Option<Box<crate::daemon::health::HealthSnapshot>>,
+        /// Jobs per root (roots without jobs are left out).
+        #[serde(default)]
+        roots: Vec<RootCounts>,
+        /// `roots` counts only the first [`MAX_ROOT_SCAN`] jobs.
+        #[serde(default)]
+        roots_truncated: bool,
+        /// The queued job waiting longest: a stalled pipeline shows here.
+        #[serde(default)]
+        oldest_queued: Option<Box<QueuedJob>>,
+        /// What the running daemon is doing; `null` when the store was read directly.
+        #[serde(default)]
+        daemon: Option<Box<DaemonStatus>>,
     },
     Jobs {
         jobs: Vec<JobView>,
@@ -161,6 +177,64 @@ pub enum ErrorKind {
     Store,
     /// The daemon failed to answer (a bug); the request may not have run.
     Internal,
+}
+
+/// The most jobs one `status` walks for its per-root counts.
+pub const MAX_ROOT_SCAN: usize = 20_000;
+
+/// One root's jobs, as `status` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootCounts {
+    pub root: String,
+    /// Jobs of any state: files found and not yet synced (or failed).
+    pub jobs: u64,
+    pub queued: u64,
+    /// Uploading, completing, or done with post-upload actions left.
+    pub in_flight: u64,
+    pub failed: u64,
+}
+
+/// The oldest queued job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedJob {
+    pub job: JobId,
+    /// `root:/relative/path`.
+    pub path: String,
+    pub created_ms: i64,
+    pub age_ms: u64,
+}
+
+/// The running daemon: identity, CDF connection and activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// The daemon's `cdf-syncd` version.
+    pub version: String,
+    pub pid: u32,
+    pub connection: Connection,
+    #[serde(flatten)]
+    pub activity: crate::daemon::progress::Activity,
+}
+
+/// The state of the connection to CDF, from the pipeline's pause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub state: ConnectionState,
+    /// Since when the state holds (ms since the Unix epoch); `null` while `ok`.
+    pub since_ms: Option<i64>,
+    /// The error behind the state.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Ok,
+    /// CDF kept answering 429/503: uploads wait for its `Retry-After`.
+    Throttled,
+    /// CDF, the token endpoint or the network cannot be reached.
+    Unreachable,
+    /// The identity provider refused the client credentials.
+    CredentialsRejected,
 }
 
 /// Jobs per state and paths synced, as `status` reports them (the store's own counts;

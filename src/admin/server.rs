@@ -28,6 +28,7 @@ use super::AdminError;
 use super::handle::{Owner, execute};
 use super::protocol::{Envelope, ErrorKind, MAX_REQUEST_LINE, PROTOCOL_VERSION, Reply};
 use crate::daemon::health::Health;
+use crate::daemon::progress::Progress;
 use crate::store::Store;
 
 /// Clients served at once.
@@ -41,6 +42,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 struct Shared {
     store: Arc<Store>,
     health: Arc<Health>,
+    progress: Arc<Progress>,
 }
 
 /// Listens on `socket` until `cancel` fires; the socket file is removed when the
@@ -51,6 +53,7 @@ pub async fn serve(
     group: Option<String>,
     store: Arc<Store>,
     health: Arc<Health>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, AdminError> {
     let (listener, file) = tokio::task::spawn_blocking(move || prepare(&socket, group))
@@ -60,7 +63,11 @@ pub async fn serve(
         path: file.path.clone(),
         source,
     })?;
-    let shared = Arc::new(Shared { store, health });
+    let shared = Arc::new(Shared {
+        store,
+        health,
+        progress,
+    });
     Ok(tokio::spawn(accept_loop(listener, file, shared, cancel)))
 }
 
@@ -304,7 +311,10 @@ async fn answer(shared: &Arc<Shared>, line: &[u8]) -> Reply {
     }
     let shared = shared.clone();
     let work = move || {
-        let owner = Owner::Daemon(&shared.health);
+        let owner = Owner::Daemon {
+            health: &shared.health,
+            progress: &shared.progress,
+        };
         let reply = execute(&shared.store, owner, envelope.request, super::now_ms());
         // A re-queued job starts now, not at the scheduler's next tick.
         shared.health.nudge();

@@ -36,9 +36,17 @@ async fn server() -> Server {
     let store = Arc::new(Store::in_memory());
     let cancel = CancellationToken::new();
     let health = Arc::new(health());
-    let task = serve(socket.clone(), None, store.clone(), health, cancel.clone())
-        .await
-        .expect("serve");
+    let progress = Arc::new(Progress::new());
+    let task = serve(
+        socket.clone(),
+        None,
+        store.clone(),
+        health,
+        progress,
+        cancel.clone(),
+    )
+    .await
+    .expect("serve");
     Server {
         _dir: dir,
         socket,
@@ -219,7 +227,8 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_a_plain_file_is_not() {
     let socket = dir.path().join("admin.sock");
     let start = |cancel: CancellationToken| {
         let (socket, store) = (socket.clone(), Arc::new(Store::in_memory()));
-        serve(socket, None, store, Arc::new(health()), cancel)
+        let progress = Arc::new(Progress::new());
+        serve(socket, None, store, Arc::new(health()), progress, cancel)
     };
     // A socket file nobody listens on: what a killed daemon leaves behind.
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
@@ -246,7 +255,16 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_a_plain_file_is_not() {
 
     let missing = dir.path().join("no/such/dir/admin.sock");
     let (store, health) = (Arc::new(Store::in_memory()), Arc::new(health()));
-    let err = serve(missing, None, store, health, CancellationToken::new()).await;
+    let progress = Arc::new(Progress::new());
+    let err = serve(
+        missing,
+        None,
+        store,
+        health,
+        progress,
+        CancellationToken::new(),
+    )
+    .await;
     assert!(
         matches!(&err, Err(AdminError::Bind { path, .. }) if path.ends_with("no/such/dir/admin.sock")),
         "{err:?}"
@@ -270,6 +288,7 @@ async fn socket_group_gets_0660_and_an_unknown_group_leaves_it_private() {
             Some(group.clone()),
             store,
             Arc::new(health()),
+            Arc::new(Progress::new()),
             cancel.clone(),
         )
         .await

@@ -78,6 +78,9 @@ pub enum CdfError {
     },
     #[error("invalid upload URL {url:?}: {reason}")]
     BadUploadUrl { url: String, reason: String },
+    /// `[cdf] ca_file` cannot be read or holds no usable certificate.
+    #[error("CA file {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
 }
 
 impl CdfError {
@@ -90,7 +93,9 @@ impl CdfError {
             CdfError::Auth(_) => RetryClass::Permanent,
             // A reply we cannot parse may be a proxy's error page: try again later.
             CdfError::BadReply { .. } => RetryClass::Transient,
-            CdfError::Io { .. } | CdfError::BadUploadUrl { .. } => RetryClass::Permanent,
+            CdfError::Io { .. } | CdfError::BadUploadUrl { .. } | CdfError::CaFile { .. } => {
+                RetryClass::Permanent
+            }
         }
     }
 

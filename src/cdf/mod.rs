@@ -8,8 +8,10 @@
 //! defensively: `POST files` and `initmultipartupload` return a bare object, the link
 //! endpoints wrap it in `items`, and both shapes are accepted everywhere.
 
+pub mod bandwidth;
 mod error;
 pub mod limits;
+mod network;
 mod put;
 pub mod retry;
 mod setup;
@@ -23,7 +25,9 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use bandwidth::{Bandwidth, RatePolicy};
 pub use error::{ApiError, CdfError, RetryClass};
+pub use network::NetworkConfig;
 pub use put::PutKind;
 pub use retry::RetryPolicy;
 pub use types::{
@@ -47,6 +51,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// `[upload] max_requests_per_second`: spaces all requests (API and PUTs).
     pub max_requests_per_second: Option<u32>,
+    /// Proxy, CA file, upload-URL host and bandwidth limit.
+    pub network: NetworkConfig,
 }
 
 /// A cheap-to-clone handle on one CDF project.
@@ -67,6 +73,10 @@ struct Inner {
     put_timeout: Duration,
     retry: RetryPolicy,
     rate: Option<retry::RateLimit>,
+    /// `[upload] max_rate`: shared by every PUT body.
+    bandwidth: Arc<Bandwidth>,
+    /// `[cdf] upload_url_host`.
+    upload_url_host: Option<String>,
     /// Throttling replies (429/503) seen, retried or not.
     throttled: AtomicU64,
 }
@@ -75,21 +85,11 @@ const USER_AGENT: &str = concat!("cdf-syncd/", env!("CARGO_PKG_VERSION"));
 
 impl CdfClient {
     pub fn new(config: ClientConfig) -> Result<Self, CdfError> {
-        let builder = || {
-            reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .connect_timeout(Duration::from_secs(15))
-                .tcp_keepalive(Duration::from_secs(30))
-        };
-        let build_err = |source| CdfError::Transport {
-            endpoint: "client setup".to_owned(),
-            source,
-        };
-        let api = builder().build().map_err(build_err)?;
-        let storage = builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(build_err)?;
+        let (api, storage) = network::http_clients(&config.network)?;
+        let bandwidth = Arc::new(Bandwidth::new(RatePolicy {
+            max_rate: config.network.max_rate,
+            schedule: config.network.max_rate_schedule,
+        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 auth: TokenProvider::new(api.clone(), config.credentials),
@@ -103,6 +103,8 @@ impl CdfClient {
                 rate: config
                     .max_requests_per_second
                     .map(retry::RateLimit::per_second),
+                bandwidth,
+                upload_url_host: config.network.upload_url_host,
                 throttled: AtomicU64::new(0),
             }),
         })
@@ -110,6 +112,11 @@ impl CdfClient {
 
     pub fn project(&self) -> &str {
         &self.inner.project
+    }
+
+    /// The upload bandwidth limiter: `set_rate` on reload, `current_rate` for metrics.
+    pub fn bandwidth(&self) -> &Bandwidth {
+        &self.inner.bandwidth
     }
 
     /// Throttling replies (429/503) seen since the client was built, retried or not.

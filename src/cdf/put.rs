@@ -4,17 +4,22 @@
 //! is bounded with `take(len)` so a file that grew cannot send extra bytes; a
 //! `Content-Type` only on single-part PUTs, equal to the file's mimeType (S3 signs it);
 //! none on multipart parts (GCS rejects it); and never the CDF bearer token. The body
-//! streams from disk in 64 KiB chunks: nothing is held whole in memory. A relative
-//! upload URL is resolved against the CDF base URL.
+//! streams from disk in 64 KiB chunks: nothing is held whole in memory, and every
+//! chunk passes the shared bandwidth limit (`bandwidth.rs`) before it is sent, the
+//! PUT's deadline widened by the time the limit alone needs. A relative upload URL is
+//! resolved against the CDF base URL; with `[cdf] upload_url_host` its host (and port)
+//! is then replaced (Private Link).
 
 use std::io::SeekFrom;
 use std::path::Path;
+use std::sync::Arc;
 
+use futures_util::StreamExt;
 use reqwest::Url;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{CdfClient, CdfError, read_reply};
+use super::{CdfClient, CdfError, network, read_reply};
 
 /// Which kind of upload URL a PUT goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,20 +60,35 @@ impl CdfClient {
         len: u64,
         kind: &PutKind,
     ) -> Result<(), CdfError> {
-        let url = resolve_upload_url(&self.inner.base_url, url)?;
+        let mut url = resolve_upload_url(&self.inner.base_url, url)?;
+        if let Some(authority) = &self.inner.upload_url_host {
+            network::rewrite_upload_host(&mut url, authority)?;
+        }
         let io_err = |source| CdfError::Io {
             path: path.to_owned(),
             source,
         };
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
+        let bandwidth = Arc::clone(&self.inner.bandwidth);
+        let _streaming = self.inner.bandwidth.transfer();
+        let timeout = self.inner.put_timeout + self.inner.bandwidth.expected_delay(len);
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK).then(move |chunk| {
+                let bandwidth = Arc::clone(&bandwidth);
+                async move {
+                    if let Ok(bytes) = &chunk {
+                        bandwidth.acquire(bytes.len() as u64).await;
+                    }
+                    chunk
+                }
+            });
         let mut req = self
             .inner
             .storage
             .put(url)
             .header(CONTENT_LENGTH, len)
-            .timeout(self.inner.put_timeout)
+            .timeout(timeout)
             .body(reqwest::Body::wrap_stream(stream));
         if let PutKind::Single { mime_type } = kind {
             req = req.header(CONTENT_TYPE, mime_type.as_str());

@@ -4,7 +4,7 @@
 use crate::auth::Credentials;
 use crate::config::{AuthSettings, SecretError, Settings, read_secret_file};
 
-use super::ClientConfig;
+use super::{ClientConfig, NetworkConfig};
 
 impl ClientConfig {
     /// The client configuration for `settings`, reading secrets through `env`
@@ -32,6 +32,13 @@ impl ClientConfig {
             put_timeout: settings.upload.part_timeout,
             retry: settings.upload.retry.into(),
             max_requests_per_second: settings.upload.max_requests_per_second,
+            network: NetworkConfig {
+                proxy: settings.cdf.proxy.clone(),
+                ca_file: settings.cdf.ca_file.clone(),
+                upload_url_host: settings.cdf.upload_url_host.clone(),
+                max_rate: settings.upload.max_rate,
+                max_rate_schedule: settings.upload.max_rate_schedule.clone(),
+            },
         })
     }
 }

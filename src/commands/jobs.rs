@@ -29,7 +29,7 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(5);
 /// Where an answer came from (`source` in `--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum Source {
+pub(super) enum Source {
     /// The running daemon, through its admin socket.
     Daemon,
     /// The job store itself (no daemon running).
@@ -37,7 +37,7 @@ enum Source {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum JobsError {
+pub(super) enum JobsError {
     #[error(
         "cdf-syncd ({}) is running and owns the job store in {}, but its admin socket {} \
          cannot be reached ({cause}); check [admin] socket in {} (under systemd with \
@@ -176,7 +176,11 @@ fn command(
 /// The daemon's answer, or the store's when no daemon runs. A locked store with no
 /// socket to answer is retried for [`STARTUP_PATIENCE`]: a daemon opens its store a
 /// moment before its socket (and closes the socket a moment before the store).
-fn ask(settings: &Settings, config: &Path, request: Request) -> Result<(Reply, Source), JobsError> {
+pub(super) fn ask(
+    settings: &Settings,
+    config: &Path,
+    request: Request,
+) -> Result<(Reply, Source), JobsError> {
     let socket = &settings.admin.socket;
     let state = &settings.state.dir;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -227,7 +231,7 @@ fn open_store(dir: &Path) -> Result<Store, StoreError> {
 }
 
 /// Warnings and errors (a job store moved aside, say) on stderr; `RUST_LOG` overrides.
-fn init_logging() {
+pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -320,7 +324,7 @@ fn next_retry(job: &JobView, now_ms: i64) -> String {
 }
 
 /// A short duration: `45s`, `4m`, `2h5m`, `3d4h`.
-fn relative(secs: i64) -> String {
+pub(super) fn relative(secs: i64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),

@@ -10,6 +10,7 @@ pub mod check_config;
 pub mod demo;
 pub mod jobs;
 pub mod run;
+pub mod status;
 
 /// Exit code for invalid input (a bad configuration file, bad arguments).
 pub const EXIT_INVALID: u8 = 2;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Sync(args) => run::sync(&args),
         Command::Jobs(args) => jobs::list(&args),
+        Command::Status(args) => status::run(&args),
         Command::Retry(args) => jobs::retry(&args),
         Command::Forget(args) => jobs::forget(&args),
         #[cfg(feature = "emulator")]

@@ -1,9 +1,9 @@
 //! `[upload] max_rate_schedule`: bandwidth limits by time of day.
 //!
-//! Each entry is `"HH:MM-HH:MM = <rate>"` in local time, where the rate is bytes per
-//! second (`"1 MiB/s"`) or `"unlimited"`; a window may cross midnight
-//! (`"22:00-06:00 = 10 MiB/s"`). Windows must not overlap. Outside every window
-//! `max_rate` applies (unlimited when unset).
+//! Each entry is `"HH:MM-HH:MM = <rate>"` in UTC (the daemon does not read the time
+//! zone; gateways run UTC), where the rate is bytes per second (`"1 MiB/s"`) or
+//! `"unlimited"`; a window may cross midnight (`"22:00-06:00 = 10 MiB/s"`). Windows
+//! must not overlap. Outside every window `max_rate` applies (unlimited when unset).
 
 use super::values::parse_rate;
 
@@ -15,7 +15,7 @@ pub struct RateSchedule {
     windows: Vec<RateWindow>,
 }
 
-/// `start..end` in minutes after local midnight (`end < start` crosses midnight).
+/// `start..end` in minutes after midnight UTC (`end < start` crosses midnight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateWindow {
     pub start: u16,
@@ -55,7 +55,7 @@ impl RateSchedule {
         self.windows.is_empty()
     }
 
-    /// The limit at `minute` after local midnight; `default` is `max_rate`.
+    /// The limit at `minute` after midnight UTC; `default` is `max_rate`.
     pub fn rate_at(&self, minute: u16, default: Option<u64>) -> Option<u64> {
         self.windows
             .iter()

@@ -8,7 +8,9 @@
 
 pub mod health;
 mod intake;
+pub mod notify;
 mod parts;
+pub mod progress;
 mod scheduler;
 mod worker;
 
@@ -58,6 +60,11 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Tally, DaemonError> {
     let settings = Arc::new(settings);
+    let notifier = Arc::new(match mode {
+        Mode::Daemon => notify::Notifier::from_env(),
+        Mode::Once => notify::Notifier::disabled(),
+    });
+    let starting = notifier.starting(&cancel);
     let Some(store) = open_store(&settings, mode, &cancel).await? else {
         return Ok(Tally::default());
     };
@@ -80,6 +87,7 @@ pub async fn run(
     let (watcher, watch) =
         crate::watch::spawn_controlled(settings.clone(), mode == Mode::Once, tx, cancel.clone())
             .map_err(|e| DaemonError::Watch(e.to_string()))?;
+    let progress = Arc::new(progress::Progress::new());
     let ctx = Arc::new(worker::Ctx {
         client,
         health: health.clone(),
@@ -88,6 +96,7 @@ pub async fn run(
         settings: settings.clone(),
         min_part_size,
         watch: watch.control,
+        progress: progress.clone(),
     });
     let intake = tokio::spawn(intake::run(
         store.clone(),
@@ -110,6 +119,7 @@ pub async fn run(
         &settings.admin,
         store.clone(),
         health.clone(),
+        progress,
         cancel.clone(),
     )
     .await;
@@ -117,7 +127,11 @@ pub async fn run(
         Mode::Daemon => scheduler::Until::Cancelled,
         Mode::Once => scheduler::Until::Idle,
     };
-    let mut tally = scheduler::run(ctx, wake, intake_done, cancel.clone(), until).await;
+    // Ready: the store is open and recovered, the watcher's task (which sets up the
+    // watches, then scans) and the admin socket are up.
+    drop(starting);
+    notifier.ready(&notify::summary(None, store.counts().ok().as_ref(), 0));
+    let mut tally = scheduler::run(ctx, wake, intake_done, cancel.clone(), until, &notifier).await;
     cancel.cancel();
     let _ = watcher.await;
     let _ = intake.await;

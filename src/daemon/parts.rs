@@ -42,16 +42,17 @@ pub(super) async fn send(
                     .client
                     .put(&url, path, offset, len, &PutKind::Part)
                     .await;
-                (part, r)
+                (part, len, r)
             });
         }
-        let Some((part, result)) = in_flight.next().await else {
+        let Some((part, len, result)) = in_flight.next().await else {
             break;
         };
         match result {
             Ok(()) => {
                 ctx.store.mark_part_done(job, part)?;
                 ctx.store.flush().await?;
+                ctx.progress.sent(job, len);
             }
             Err(e) => {
                 first_error.get_or_insert(e);

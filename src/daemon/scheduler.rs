@@ -21,6 +21,7 @@ use crate::cdf::{CdfError, RetryClass};
 use crate::store::{Job, JobId, StoreError};
 
 use super::health::PauseReason;
+use super::notify::summary;
 use super::worker::{self, Ctx, Outcome};
 
 /// Totals of one scheduler run.
@@ -60,6 +61,7 @@ pub async fn run(
     intake_done: CancellationToken,
     cancel: CancellationToken,
     until: Until,
+    notifier: &super::notify::Notifier,
 ) -> Tally {
     let mut running: HashMap<tokio::task::Id, JobId> = HashMap::new();
     let mut workers: JoinSet<Outcome> = JoinSet::new();
@@ -69,7 +71,16 @@ pub async fn run(
     let mut backlog: Vec<Job> = Vec::new();
     // In-flight jobs go first: at start, and again after every pause.
     let mut resume_in_flight = true;
+    let mut grace_ends: Option<tokio::time::Instant> = None;
     loop {
+        // The watchdog ping comes from this loop, so a stalled scheduler misses it.
+        notifier.tick(|| {
+            summary(
+                ctx.health.paused(),
+                ctx.store.counts().ok().as_ref(),
+                running.len(),
+            )
+        });
         ctx.health.observe_throttling(ctx.client.throttled_total());
         if !cancel.is_cancelled() && ctx.health.paused().is_none() {
             let started = start_due(
@@ -91,6 +102,22 @@ pub async fn run(
         {
             let ctx = ctx.clone();
             probes.spawn(async move { probe(&ctx, reason).await });
+        }
+        if cancel.is_cancelled() {
+            probes.abort_all();
+            let grace = ctx.settings.admin.shutdown_grace;
+            let ends = *grace_ends.get_or_insert_with(|| tokio::time::Instant::now() + grace);
+            if !running.is_empty() && tokio::time::Instant::now() >= ends {
+                // Consistent either way: each job resumes from its last durable step.
+                tracing::warn!(
+                    uploads = running.len(),
+                    ?grace,
+                    "shutdown grace is over: stopping uploads mid-part; they resume from their last checkpoint"
+                );
+                workers.abort_all();
+                while workers.join_next().await.is_some() {}
+                running.clear();
+            }
         }
         if running.is_empty() && probes.is_empty() {
             if cancel.is_cancelled() {
@@ -129,6 +156,7 @@ pub async fn run(
                         failed_probes += 1;
                         ctx.health.probe_failed(reason, &detail);
                     }
+                    Err(e) if e.is_cancelled() => {}
                     Err(e) => tracing::error!(error = %e, "the pause probe panicked"),
                 }
             }

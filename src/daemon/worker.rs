@@ -37,6 +37,8 @@ pub struct Ctx {
     pub min_part_size: u64,
     /// Asks the watcher for a full rescan (after the state directory healed).
     pub watch: crate::watch::WatchControl,
+    /// What `status` shows of the uploads in flight.
+    pub progress: Arc<super::progress::Progress>,
 }
 
 /// How a job run ended.
@@ -80,8 +82,10 @@ pub(super) enum Stop {
 
 pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Outcome {
     let started = Instant::now();
+    let _tracked = ctx.progress.track(&job);
     let stop = match attempt(ctx, &job, cancel).await {
         Ok((file_id, size)) => {
+            ctx.progress.synced(size);
             tracing::info!(job = %job.id, path = %job.key, size, elapsed = ?started.elapsed(), file_id, "synced");
             return Outcome::Synced { file_id };
         }
@@ -137,6 +141,7 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
         Disposition::Pause(reason, wait) => {
             // The job keeps its state and its attempts; it runs again on resume.
             tracing::debug!(job = %id, path = %job.key, error = %stop, "pausing");
+            ctx.progress.failed(job, &stop);
             ctx.health.pause(reason, &stop.to_string(), wait);
             return Ok(Outcome::Paused);
         }
@@ -144,6 +149,7 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
     };
     let delay = retry_delay(&ctx.settings, &stop, job.attempts);
     let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    ctx.progress.failed(job, &stop);
     match kind {
         FailureKind::Permanent => {
             tracing::error!(job = %id, path = %job.key, error = %stop, "upload failed; `cdf-syncd retry` re-queues it")
@@ -292,7 +298,9 @@ async fn put_missing(
             let kind = PutKind::Single {
                 mime_type: mime_type.to_owned(),
             };
+            ctx.progress.parts(job.id, 1, 0, 0);
             ctx.client.put(url, path, 0, size, &kind).await?;
+            ctx.progress.sent(job.id, size);
             Ok(())
         }
         Target::Multipart {
@@ -306,6 +314,8 @@ async fn put_missing(
             let todo: Vec<u32> = (0..urls.len() as u32)
                 .filter(|p| !done.contains(p))
                 .collect();
+            let resumed = done.iter().map(|p| plan.range(u64::from(*p), size).1).sum();
+            ctx.progress.parts(job.id, urls.len(), done.len(), resumed);
             super::parts::send(ctx, job.id, path, size, plan, urls, &todo, cancel).await
         }
     }

@@ -56,6 +56,7 @@ fn client_with(
         put_timeout: Duration::from_secs(30),
         retry,
         max_requests_per_second,
+        network: Default::default(),
     })
     .expect("client")
 }

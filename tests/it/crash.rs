@@ -178,3 +178,57 @@ async fn the_daemon_syncs_files_that_appear_and_stops_on_sigterm() {
     assert_eq!(slow_file.content_writes, 1, "uploaded once, whole");
     assert_eq!(t.cdf.emu.files().len(), 2);
 }
+
+/// SIGTERM while parts crawl: the daemon stops within `shutdown_grace`, exits 0, and
+/// the next start resumes the session instead of starting over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_upload_stops_within_the_grace_and_the_restart_resumes() {
+    let t = Tree::new("[admin]\nshutdown_grace = \"1s\"").await;
+    let bytes = pattern(8 * PART + 3, 6);
+    t.write("big/crawl.bin", &bytes);
+    // 32 KiB/s per PUT: a 64 KiB part takes two seconds.
+    t.cdf.emu.set_faults(Faults {
+        put_bytes_per_sec: Some(32 * 1024),
+        ..Faults::default()
+    });
+    let daemon = t.start_daemon(0);
+    wait_for(30, "the first part acknowledged", || {
+        t.cdf.emu.counters().with_status("PUT upload/parts", 200) >= 1
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    let status = terminate(daemon).await;
+    assert!(status.success(), "{status:?}\n{}", t.daemon_log(0));
+    // Parts in flight take two seconds; the grace is one (plus start-up of the stop).
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}\n{}",
+        stopping.elapsed(),
+        t.daemon_log(0)
+    );
+    let log = t.daemon_log(0);
+    assert!(log.contains("shutdown grace is over"), "{log}");
+
+    t.cdf.emu.set_faults(Faults::default());
+    let daemon = t.start_daemon(1);
+    wait_for(30, "the file synced", || {
+        t.cdf
+            .emu
+            .files()
+            .iter()
+            .any(|f| f.uploaded && f.sha256.as_deref() == Some(sha256_hex(&bytes).as_str()))
+    })
+    .await;
+    assert!(terminate(daemon).await.success());
+    let c = t.cdf.emu.counters();
+    assert_eq!(
+        c.total("POST files/initmultipartupload"),
+        1,
+        "resumed: {c:?}"
+    );
+    assert_eq!(
+        c.total("POST files/multiuploadlink"),
+        0,
+        "same session: {c:?}"
+    );
+}

@@ -63,6 +63,11 @@ async fn the_metrics_endpoint_reports_jobs_health_and_the_watcher() {
         "{text}"
     );
     assert!(text.contains("cdf_syncd_throttled_replies_total"), "{text}");
+    assert_eq!(
+        value(&text, "cdf_syncd_upload_rate_limit_bytes_per_second"),
+        Some(0.0),
+        "unlimited: {text}"
+    );
     let other = http
         .get(format!("http://{addr}/other"))
         .send()

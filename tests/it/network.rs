@@ -1,0 +1,278 @@
+//! The client on the site's network: the bandwidth limit (a lower bound on the time a
+//! PUT takes; accuracy is measured by `bench/rate_limit.sh`), a configured proxy
+//! carrying every request, upload URLs sent to the `upload_url_host`, and a bad CA
+//! file refused by name. The proxy and the relay are a few lines of TCP in this file,
+//! on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdf_syncd::auth::Credentials;
+use cdf_syncd::cdf::{CdfClient, ClientConfig, FileCreate, NetworkConfig, PutKind, RetryPolicy};
+use cdf_syncd::emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig};
+use cdf_syncd::secret::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn client(emu: &Emulator, network: NetworkConfig) -> Result<CdfClient, cdf_syncd::cdf::CdfError> {
+    CdfClient::new(ClientConfig {
+        base_url: emu.base_url().parse().expect("url"),
+        project: emu.project().to_owned(),
+        credentials: Credentials::ClientCredentials {
+            token_url: emu.token_url().parse().expect("url"),
+            client_id: DEMO_CLIENT_ID.to_owned(),
+            client_secret: Secret::new(DEMO_CLIENT_SECRET),
+            scopes: vec!["user_impersonation".to_owned()],
+            audience: None,
+            resource: None,
+        },
+        request_timeout: Duration::from_secs(10),
+        put_timeout: Duration::from_secs(60),
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        max_requests_per_second: None,
+        network,
+    })
+}
+
+/// Creates a file and PUTs `path` to its upload URL; waits until the emulator holds
+/// all `len` bytes.
+async fn upload(emu: &Emulator, client: &CdfClient, name: &str, path: &Path, len: u64) {
+    let mime = "application/octet-stream".to_owned();
+    let file = FileCreate {
+        name: name.to_owned(),
+        external_id: Some(name.to_owned()),
+        mime_type: Some(mime.clone()),
+        ..FileCreate::default()
+    };
+    let created = client.create_file(&file, false).await.expect("create");
+    let kind = PutKind::Single { mime_type: mime };
+    client
+        .put(&created.upload_url, path, 0, len, &kind)
+        .await
+        .expect("put");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = emu
+            .files()
+            .into_iter()
+            .find(|f| f.external_id.as_deref() == Some(name))
+            .and_then(|f| f.size);
+        if size == Some(len) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name}: emulator holds {size:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sample(dir: &Path, len: u64) -> std::path::PathBuf {
+    let path = dir.join("sample.bin");
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, bytes).expect("write sample");
+    path
+}
+
+#[tokio::test]
+async fn max_rate_bounds_upload_time_from_below() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (len, rate) = (1536 * 1024, 512 * 1024);
+    let path = sample(dir.path(), len);
+    let client = client(
+        &emu,
+        NetworkConfig {
+            max_rate: Some(rate),
+            ..NetworkConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(client.bandwidth().current_rate(), Some(rate));
+    let started = Instant::now();
+    upload(&emu, &client, "limited", &path, len).await;
+    // Everything past the initial burst is paid for at `rate`.
+    let burst = cdf_syncd::cdf::bandwidth::burst(rate);
+    let floor = Duration::from_secs_f64((len - burst) as f64 / rate as f64);
+    let took = started.elapsed();
+    assert!(took >= floor, "took {took:?}, floor {floor:?}");
+    assert_eq!(client.bandwidth().active_transfers(), 0);
+}
+
+/// A TCP relay to `target` that records the first line of each connection. As an
+/// HTTP proxy it answers `CONNECT` with 200 and tunnels; absolute-form requests
+/// (`GET http://host/...`, what a client sends a proxy for http:// URLs) are passed
+/// through as they are, which the emulator's HTTP server accepts.
+struct Relay {
+    addr: SocketAddr,
+    first_lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let first_lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&first_lines);
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(relay(conn, target, Arc::clone(&lines)));
+            }
+        });
+        Self { addr, first_lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.first_lines.lock().unwrap().clone()
+    }
+}
+
+async fn relay(mut conn: TcpStream, target: SocketAddr, lines: Arc<Mutex<Vec<String>>>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let first = text.lines().next().unwrap_or_default().to_owned();
+    lines.lock().unwrap().push(first.clone());
+    let Ok(mut upstream) = TcpStream::connect(target).await else {
+        return;
+    };
+    if first.starts_with("CONNECT ") {
+        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        if conn
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await
+            .is_err()
+            || upstream.write_all(&head[end..]).await.is_err()
+        {
+            return;
+        }
+    } else if upstream.write_all(&head).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+}
+
+#[tokio::test]
+async fn the_configured_proxy_carries_api_calls_token_and_puts() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let proxy = Relay::start(emu.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let len = 200 * 1024;
+    let path = sample(dir.path(), len);
+    let client = client(
+        &emu,
+        NetworkConfig {
+            proxy: Some(format!("http://{}", proxy.addr).parse().unwrap()),
+            ..NetworkConfig::default()
+        },
+    )
+    .unwrap();
+    upload(&emu, &client, "proxied", &path, len).await;
+    let lines = proxy.lines();
+    let base = emu.base_url();
+    // The API client (token, then files) and the storage client each opened a
+    // connection to the proxy and sent absolute-form requests.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("POST {base}/"))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("PUT {base}/"))),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn upload_urls_go_to_the_upload_url_host() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let private_link = Relay::start(emu.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let len = 100 * 1024;
+    let path = sample(dir.path(), len);
+    let client = client(
+        &emu,
+        NetworkConfig {
+            upload_url_host: Some(private_link.addr.to_string()),
+            ..NetworkConfig::default()
+        },
+    )
+    .unwrap();
+    upload(&emu, &client, "private-link", &path, len).await;
+    let lines = private_link.lines();
+    // Only the PUT went to the rewritten host; API calls went to the base URL.
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("PUT /"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_bad_ca_file_is_refused_by_name() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-ca.pem");
+    let network = |ca: &Path| NetworkConfig {
+        ca_file: Some(ca.to_owned()),
+        ..NetworkConfig::default()
+    };
+    let e = client(&emu, network(&missing)).unwrap_err().to_string();
+    assert!(
+        e.contains("missing-ca.pem") && e.contains("cannot read"),
+        "{e}"
+    );
+    let garbage = dir.path().join("garbage-ca.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let e = client(&emu, network(&garbage)).unwrap_err().to_string();
+    assert!(e.contains("garbage-ca.pem"), "{e}");
+}
+
+/// Without `[cdf] proxy`, the environment's proxy applies (`HTTP_PROXY` here, as the
+/// emulator is http://; `HTTPS_PROXY` is the same code path for https:// URLs), for the
+/// real binary's whole sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_honours_the_environment_proxy() {
+    let tree = crate::support::daemon::Tree::new("").await;
+    let proxy = Relay::start(tree.cdf.emu.addr()).await;
+    let bytes = crate::support::daemon::pattern(150 * 1024, 9);
+    tree.write("via-proxy.bin", &bytes);
+    let proxy_var = format!("HTTP_PROXY=http://{}", proxy.addr);
+    let wrapper = [
+        "env",
+        "-u",
+        "NO_PROXY",
+        "-u",
+        "no_proxy",
+        "-u",
+        "http_proxy",
+    ];
+    let wrapper: Vec<&str> = wrapper.into_iter().chain([proxy_var.as_str()]).collect();
+    let (ok, out) = tree.sync_once_wrapped(&wrapper).await;
+    assert!(ok, "sync failed: {out}");
+    let held = tree.held("gw:it:/via-proxy.bin");
+    assert_eq!(held.size, Some(bytes.len() as u64));
+    let lines = proxy.lines();
+    let base = tree.cdf.emu.base_url();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("POST {base}/"))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("PUT {base}/"))),
+        "{lines:?}"
+    );
+}
