@@ -6,6 +6,7 @@
 //! invalidates the token it used, and the next `token()` fetches a new one. Secrets
 //! (the client secret, the token) only ever travel as [`Secret`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
@@ -69,6 +70,9 @@ pub struct TokenProvider {
     http: reqwest::Client,
     credentials: Credentials,
     cache: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Tokens fetched, and fetches that failed (for metrics).
+    fetched: AtomicU64,
+    fetch_failures: AtomicU64,
 }
 
 /// The token endpoint's reply; `expires_in` may be a number or a string.
@@ -94,6 +98,8 @@ impl TokenProvider {
             http,
             credentials,
             cache: tokio::sync::Mutex::new(None),
+            fetched: AtomicU64::new(0),
+            fetch_failures: AtomicU64::new(0),
         }
     }
 
@@ -107,7 +113,13 @@ impl TokenProvider {
         {
             return Ok(cached.token.clone());
         }
-        match self.fetch().await {
+        let fetched = self.fetch().await;
+        let counter = match &fetched {
+            Ok(_) => &self.fetched,
+            Err(_) => &self.fetch_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match fetched {
             Ok(fresh) => {
                 let token = fresh.token.clone();
                 *cache = Some(fresh);
@@ -125,6 +137,14 @@ impl TokenProvider {
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// Tokens fetched and fetches that failed, since start.
+    pub fn refreshes(&self) -> (u64, u64) {
+        (
+            self.fetched.load(Ordering::Relaxed),
+            self.fetch_failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Forgets `used` after CDF answered 401 to it (unless it was already replaced).

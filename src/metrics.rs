@@ -44,6 +44,11 @@ struct ReasonLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabel {
     event: &'static str,
 }
@@ -140,6 +145,75 @@ pub fn render(sources: &Sources) -> Result<String, String> {
         "throttled_replies",
         "Throttling replies (429/503) from CDF or its storage",
         sources.client.throttled_total(),
+    );
+
+    let stats = sources.client.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let retries = Family::<ClassLabel, Counter<u64>>::default();
+    let failures = Family::<ClassLabel, Counter<u64>>::default();
+    for (class, retried, failed) in [
+        (
+            "transient",
+            load(&stats.retries_transient),
+            load(&stats.failed_transient),
+        ),
+        (
+            "throttled",
+            load(&stats.retries_throttled),
+            load(&stats.failed_throttled),
+        ),
+        ("permanent", 0, load(&stats.failed_permanent)),
+        ("reauth", 0, load(&stats.failed_reauth)),
+    ] {
+        retries.get_or_create(&ClassLabel { class }).inc_by(retried);
+        failures.get_or_create(&ClassLabel { class }).inc_by(failed);
+    }
+    registry.register(
+        "request_retries",
+        "Requests retried by the quick tier, by class",
+        retries,
+    );
+    registry.register(
+        "request_failures",
+        "Requests that failed after the quick tier, by class",
+        failures,
+    );
+    registry.register(
+        "api_request_seconds",
+        "Seconds per CDF API call attempt",
+        stats.api_seconds.clone(),
+    );
+    registry.register(
+        "put_seconds",
+        "Seconds per content PUT attempt (a part or a single-part file)",
+        stats.put_seconds.clone(),
+    );
+    let (fetched, fetch_failed) = sources.client.token_refreshes();
+    counter(
+        &mut registry,
+        "token_fetches",
+        "Access tokens fetched",
+        fetched,
+    );
+    counter(
+        &mut registry,
+        "token_fetch_failures",
+        "Access token fetches that failed",
+        fetch_failed,
+    );
+    let oldest = sources
+        .store
+        .list(Some(StateKind::Queued), 1)
+        .map_err(|e| e.to_string())?;
+    let now_ms = crate::admin::now_ms();
+    let age_ms = oldest
+        .first()
+        .map_or(0, |j| now_ms.saturating_sub(j.created_ms).max(0));
+    gauge(
+        &mut registry,
+        "oldest_queued_age_seconds",
+        "Age of the oldest queued job (0 when none): a stall shows here",
+        u64::try_from(age_ms / 1000).unwrap_or(0),
     );
 
     let bandwidth = sources.client.bandwidth();

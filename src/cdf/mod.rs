@@ -15,10 +15,11 @@ mod network;
 mod put;
 pub mod retry;
 mod setup;
+pub mod stats;
 pub mod types;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, Url};
@@ -77,8 +78,7 @@ struct Inner {
     bandwidth: Arc<Bandwidth>,
     /// `[cdf] upload_url_host`.
     upload_url_host: Option<String>,
-    /// Throttling replies (429/503) seen, retried or not.
-    throttled: AtomicU64,
+    stats: stats::ClientStats,
 }
 
 const USER_AGENT: &str = concat!("cdf-syncd/", env!("CARGO_PKG_VERSION"));
@@ -105,7 +105,7 @@ impl CdfClient {
                     .map(retry::RateLimit::per_second),
                 bandwidth,
                 upload_url_host: config.network.upload_url_host,
-                throttled: AtomicU64::new(0),
+                stats: stats::ClientStats::default(),
             }),
         })
     }
@@ -121,7 +121,17 @@ impl CdfClient {
 
     /// Throttling replies (429/503) seen since the client was built, retried or not.
     pub fn throttled_total(&self) -> u64 {
-        self.inner.throttled.load(Ordering::Relaxed)
+        self.inner.stats.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Access tokens fetched, and fetches that failed, since start.
+    pub fn token_refreshes(&self) -> (u64, u64) {
+        self.inner.auth.refreshes()
+    }
+
+    /// Retries, failures and latencies, for metrics.
+    pub fn stats(&self) -> &stats::ClientStats {
+        &self.inner.stats
     }
 
     /// One cheap authenticated call, not retried: is CDF reachable and are the
@@ -146,18 +156,22 @@ impl CdfClient {
             if let Some(rate) = &self.inner.rate {
                 rate.acquire().await;
             }
-            let e = match op().await {
+            let attempt = Instant::now();
+            let result = op().await;
+            self.inner
+                .stats
+                .attempt(what == "upload PUT", attempt.elapsed());
+            let e = match result {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             let class = e.retry_class();
-            if matches!(class, RetryClass::Throttled { .. }) {
-                self.inner.throttled.fetch_add(1, Ordering::Relaxed);
-            }
             retry += 1;
             let Some(delay) = self.inner.retry.delay(retry, class, started) else {
+                self.inner.stats.failed(class, false);
                 return Err(e);
             };
+            self.inner.stats.failed(class, true);
             tracing::debug!(what, retry, ?delay, error = %e, "retrying");
             tokio::time::sleep(delay).await;
         }

@@ -26,6 +26,11 @@ fn value(text: &str, series: &str) -> Option<f64> {
 async fn the_metrics_endpoint_reports_jobs_health_and_the_watcher() {
     // A table after the root's keys: [admin] for this test.
     let t = Tree::new("[admin]\nmetrics_listen = \"127.0.0.1:0\"").await;
+    // One throttled create: a retry by class shows up.
+    t.cdf.emu.set_faults(cdf_syncd::emulator::Faults {
+        scripted: vec![cdf_syncd::emulator::ScriptedFault::new("files", 503, 1)],
+        ..cdf_syncd::emulator::Faults::default()
+    });
     t.write("a/one.txt", &pattern(100, 1));
     t.write("a/two.txt", &pattern(200, 2));
     let daemon = t.start_daemon(0);
@@ -62,7 +67,36 @@ async fn the_metrics_endpoint_reports_jobs_health_and_the_watcher() {
         value(&text, r#"cdf_syncd_watch_events_total{event="full_scan"}"#).unwrap_or(0.0) >= 1.0,
         "{text}"
     );
-    assert!(text.contains("cdf_syncd_throttled_replies_total"), "{text}");
+    assert_eq!(
+        value(&text, "cdf_syncd_throttled_replies_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"cdf_syncd_request_retries_total{class="throttled"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "cdf_syncd_token_fetches_total").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(&text, "cdf_syncd_put_seconds_count").unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        value(&text, "cdf_syncd_api_request_seconds_count").unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "cdf_syncd_oldest_queued_age_seconds"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(
         value(&text, "cdf_syncd_upload_rate_limit_bytes_per_second"),
         Some(0.0),
