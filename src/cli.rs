@@ -72,7 +72,13 @@ pub struct ConfigArgs {
 }
 
 pub type CheckConfigArgs = ConfigArgs;
-pub type RunArgs = ConfigArgs;
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: ConfigArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -81,6 +87,22 @@ pub struct SyncArgs {
     pub once: bool,
     #[command(flatten)]
     pub file: ConfigArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging overrides for the commands that run the pipeline.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format; overrides `[log] format` (journald and log shippers like json).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 /// `cdf-syncd jobs`.

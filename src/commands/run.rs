@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::cdf::limits::MIN_PART;
-use crate::cli::{RunArgs, SyncArgs};
+use crate::cli::{LogArgs, LogFormatArg, RunArgs, SyncArgs};
 use crate::config::{LogFormat, PartSize, Settings};
 use crate::daemon::{self, Mode};
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let Some(settings) = load(&args.config) else {
+    let Some(settings) = load(&args.file.config, &args.log) else {
         return ExitCode::from(super::EXIT_INVALID);
     };
     match execute(settings, Mode::Daemon) {
@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 pub fn sync(args: &SyncArgs) -> ExitCode {
-    let Some(settings) = load(&args.file.config) else {
+    let Some(settings) = load(&args.file.config, &args.log) else {
         return ExitCode::from(super::EXIT_INVALID);
     };
     match execute(settings, Mode::Once) {
@@ -56,9 +56,16 @@ pub fn sync(args: &SyncArgs) -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Option<Settings> {
+fn load(path: &std::path::Path, log: &LogArgs) -> Option<Settings> {
     match crate::config::load(path) {
-        Ok(s) => Some(s),
+        Ok(mut s) => {
+            match log.log_format {
+                Some(LogFormatArg::Text) => s.log.format = LogFormat::Text,
+                Some(LogFormatArg::Json) => s.log.format = LogFormat::Json,
+                None => {}
+            }
+            Some(s)
+        }
         Err(errors) => {
             eprintln!("{errors}");
             None

@@ -245,3 +245,30 @@ async fn a_corrupt_job_store_is_rebuilt_without_duplicates() {
         .any(|e| e.file_name().to_string_lossy().starts_with("db.corrupt-"));
     assert!(moved, "the broken database is kept aside");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_gives_one_json_object_per_line_with_the_synced_file() {
+    let s = Tree::new("").await;
+    s.write("j/one.txt", &pattern(123, 4));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-syncd"));
+    cmd.args(["sync", "--once", "--log-format", "json", "--config"])
+        .arg(&s.config)
+        .env("IT_SECRET", "demo-secret")
+        .env("RUST_LOG", "info");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let synced = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "synced")
+        .unwrap_or_else(|| panic!("no synced line: {stderr}"));
+    assert_eq!(synced["fields"]["path"], "it:/j/one.txt", "{synced}");
+    assert_eq!(synced["fields"]["size"], 123, "{synced}");
+    assert_eq!(synced["level"], "INFO", "{synced}");
+}
