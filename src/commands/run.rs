@@ -18,7 +18,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let Some(settings) = load(&args.file.config, &args.log) else {
         return ExitCode::from(super::EXIT_INVALID);
     };
-    match execute(settings, Mode::Daemon) {
+    match execute(settings, Mode::Daemon, &args.file.config) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "cdf-syncd stopped");
@@ -31,7 +31,7 @@ pub fn sync(args: &SyncArgs) -> ExitCode {
     let Some(settings) = load(&args.file.config, &args.log) else {
         return ExitCode::from(super::EXIT_INVALID);
     };
-    match execute(settings, Mode::Once) {
+    match execute(settings, Mode::Once, &args.file.config) {
         Ok(tally) => {
             println!(
                 "synced {} files, {} failed, {} vanished",
@@ -73,7 +73,11 @@ fn load(path: &std::path::Path, log: &LogArgs) -> Option<Settings> {
     }
 }
 
-fn execute(settings: Settings, mode: Mode) -> Result<daemon::Tally, daemon::DaemonError> {
+fn execute(
+    settings: Settings,
+    mode: Mode,
+    path: &std::path::Path,
+) -> Result<daemon::Tally, daemon::DaemonError> {
     init_logging(&settings);
     // CDF's minimum part size, unless the configuration asks for less (only allowed
     // against an http emulator).
@@ -90,8 +94,38 @@ fn execute(settings: Settings, mode: Mode) -> Result<daemon::Tally, daemon::Daem
     runtime.block_on(async {
         let cancel = CancellationToken::new();
         tokio::spawn(stop_on_signals(cancel.clone()));
-        daemon::run(settings, mode, min_part, cancel).await
+        let (reloads, updates) = tokio::sync::mpsc::channel(1);
+        if mode == Mode::Daemon {
+            tokio::spawn(reload_on_hangup(path.to_owned(), reloads));
+        }
+        daemon::run_reloadable(settings, mode, min_part, cancel, updates).await
     })
+}
+
+/// SIGHUP: read and validate the configuration file again; a valid one goes to the
+/// daemon, an invalid one is refused with an ERROR (the running one stays).
+async fn reload_on_hangup(path: std::path::PathBuf, updates: tokio::sync::mpsc::Sender<Settings>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reloading needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+        let file = path.clone();
+        match tokio::task::spawn_blocking(move || crate::config::load(&file)).await {
+            Ok(Ok(settings)) => {
+                if updates.send(settings).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Err(errors)) => tracing::error!(
+                config = %path.display(),
+                "configuration reload refused; the running configuration stays:\n{errors}"
+            ),
+            Err(e) => tracing::error!(error = %e, "configuration reload failed"),
+        }
+    }
 }
 
 /// First SIGTERM/SIGINT: graceful stop. Second: exit at once.

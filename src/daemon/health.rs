@@ -10,6 +10,7 @@
 //!   maximum.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -103,8 +104,8 @@ pub struct Health {
     state: Mutex<State>,
     /// Wakes the scheduler when work may have become due (a job re-queued by hand).
     nudge: tokio::sync::Notify,
-    max_files: usize,
-    max_parts: usize,
+    max_files: AtomicUsize,
+    max_parts: AtomicUsize,
     backoff: ProbeBackoff,
 }
 
@@ -123,9 +124,25 @@ impl Health {
                     .unwrap_or_else(Instant::now),
             }),
             nudge: tokio::sync::Notify::new(),
-            max_files,
-            max_parts,
+            max_files: AtomicUsize::new(max_files),
+            max_parts: AtomicUsize::new(max_parts),
             backoff,
+        }
+    }
+
+    /// New configured maxima (a reload): the current limits follow at once when they
+    /// would exceed them, and grow towards them as usual otherwise.
+    pub fn set_max(&self, max_files: usize, max_parts: usize) {
+        let (max_files, max_parts) = (max_files.max(1), max_parts.max(1));
+        self.max_files.store(max_files, Ordering::Relaxed);
+        self.max_parts.store(max_parts, Ordering::Relaxed);
+        let mut s = self.lock();
+        s.files_limit = s.files_limit.min(max_files);
+        s.parts_limit = s.parts_limit.min(max_parts);
+        // Without throttling, go straight to the new maxima.
+        if s.pause.is_none() {
+            s.files_limit = max_files;
+            s.parts_limit = max_parts;
         }
     }
 
@@ -224,6 +241,8 @@ impl Health {
     /// new throttling halves the files and parts in flight (once per burst); a quiet
     /// spell adds one of each back.
     pub fn observe_throttling(&self, throttled_total: u64) {
+        let max_files = self.max_files.load(Ordering::Relaxed);
+        let max_parts = self.max_parts.load(Ordering::Relaxed);
         let mut s = self.lock();
         let now = Instant::now();
         let since_change = now.saturating_duration_since(s.limits_changed);
@@ -243,12 +262,12 @@ impl Health {
                 s.limits_changed = now;
             }
         } else if since_change >= INCREASE_EVERY
-            && (s.files_limit < self.max_files || s.parts_limit < self.max_parts)
+            && (s.files_limit < max_files || s.parts_limit < max_parts)
         {
-            s.files_limit = (s.files_limit + 1).min(self.max_files);
-            s.parts_limit = (s.parts_limit + 1).min(self.max_parts);
+            s.files_limit = (s.files_limit + 1).min(max_files);
+            s.parts_limit = (s.parts_limit + 1).min(max_parts);
             s.limits_changed = now;
-            if s.files_limit == self.max_files && s.parts_limit == self.max_parts {
+            if s.files_limit == max_files && s.parts_limit == max_parts {
                 tracing::info!(
                     files = s.files_limit,
                     parts = s.parts_limit,
@@ -359,6 +378,19 @@ mod tests {
             h.probe_failed(PauseReason::CredentialsRejected, "invalid_client");
         }
         assert!(h.until_probe().unwrap_or_default() > Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_reload_moves_the_limits_to_the_new_maxima() {
+        let h = health();
+        h.set_max(8, 2);
+        assert_eq!((h.files_limit(), h.parts_limit()), (8, 2));
+        h.observe_throttling(1);
+        assert_eq!((h.files_limit(), h.parts_limit()), (4, 1));
+        // While paused (throttled), a reload only lowers.
+        h.pause(PauseReason::Throttled, "429", None);
+        h.set_max(2, 6);
+        assert_eq!((h.files_limit(), h.parts_limit()), (2, 1));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod intake;
 pub mod notify;
 mod parts;
 pub mod progress;
+mod reload;
 mod scheduler;
 mod worker;
 
@@ -59,6 +60,18 @@ pub async fn run(
     min_part_size: u64,
     cancel: CancellationToken,
 ) -> Result<Tally, DaemonError> {
+    let (_keep, updates) = mpsc::channel(1);
+    run_reloadable(settings, mode, min_part_size, cancel, updates).await
+}
+
+/// [`run`], taking new configurations (SIGHUP) from `updates`.
+pub async fn run_reloadable(
+    settings: Settings,
+    mode: Mode,
+    min_part_size: u64,
+    cancel: CancellationToken,
+    updates: mpsc::Receiver<Settings>,
+) -> Result<Tally, DaemonError> {
     let settings = Arc::new(settings);
     let notifier = Arc::new(match mode {
         Mode::Daemon => notify::Notifier::from_env(),
@@ -84,20 +97,35 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     let intake_done = CancellationToken::new();
     let (tx, rx) = mpsc::channel(1024);
-    let (watcher, watch) =
-        crate::watch::spawn_controlled(settings.clone(), mode == Mode::Once, tx, cancel.clone())
-            .map_err(|e| DaemonError::Watch(e.to_string()))?;
+    let watch_cancel = cancel.child_token();
+    let (watcher, watch) = crate::watch::spawn_controlled(
+        settings.clone(),
+        mode == Mode::Once,
+        tx.clone(),
+        watch_cancel.clone(),
+        None,
+    )
+    .map_err(|e| DaemonError::Watch(e.to_string()))?;
     let progress = Arc::new(progress::Progress::new());
     let ctx = Arc::new(worker::Ctx {
         client,
         health: health.clone(),
         data_sets: tokio::sync::Mutex::new(data_sets),
         store: store.clone(),
-        settings: settings.clone(),
+        settings: std::sync::RwLock::new(settings.clone()),
         min_part_size,
-        watch: watch.control,
+        watch: std::sync::Mutex::new(watch.control),
         progress: progress.clone(),
     });
+    // The reloader owns the watcher from here on (it restarts it on SIGHUP).
+    let watcher = tokio::spawn(reload::run(
+        ctx.clone(),
+        updates,
+        tx,
+        (watcher, watch.counters.clone()),
+        watch_cancel,
+        cancel.clone(),
+    ));
     let intake = tokio::spawn(intake::run(
         store.clone(),
         health.clone(),

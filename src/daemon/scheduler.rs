@@ -105,7 +105,7 @@ pub async fn run(
         }
         if cancel.is_cancelled() {
             probes.abort_all();
-            let grace = ctx.settings.admin.shutdown_grace;
+            let grace = ctx.settings().admin.shutdown_grace;
             let ends = *grace_ends.get_or_insert_with(|| tokio::time::Instant::now() + grace);
             if !running.is_empty() && tokio::time::Instant::now() >= ends {
                 // Consistent either way: each job resumes from its last durable step.
@@ -146,7 +146,7 @@ pub async fn run(
                         if ctx.health.resume() == Some(PauseReason::StateUnwritable) {
                             // What intake could not record, and unflushed writes the
                             // store's reopen dropped, are found again by a scan.
-                            ctx.watch.rescan_all();
+                            ctx.rescan_all();
                         }
                         failed_probes = 0;
                         resume_in_flight = true;

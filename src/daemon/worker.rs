@@ -30,15 +30,49 @@ pub struct Ctx {
     pub client: CdfClient,
     pub health: Arc<super::health::Health>,
     pub store: Arc<Store>,
-    pub settings: Arc<Settings>,
+    /// The configuration in force (swapped by a SIGHUP reload; an attempt keeps the one
+    /// it started with).
+    pub settings: std::sync::RwLock<Arc<Settings>>,
     /// Data set ids looked up by externalId so far, per root.
     pub data_sets: tokio::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// CDF's minimum part size (lowered only against a test emulator).
     pub min_part_size: u64,
     /// Asks the watcher for a full rescan (after the state directory healed).
-    pub watch: crate::watch::WatchControl,
+    pub watch: std::sync::Mutex<crate::watch::WatchControl>,
     /// What `status` shows of the uploads in flight.
     pub progress: Arc<super::progress::Progress>,
+}
+
+impl Ctx {
+    /// The configuration in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set_settings(&self, settings: Arc<Settings>) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+    }
+
+    /// Asks the current watcher for a full rescan.
+    pub fn rescan_all(&self) {
+        self.watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rescan_all();
+    }
+
+    pub(super) fn set_watch(&self, control: crate::watch::WatchControl) {
+        *self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = control;
+    }
 }
 
 /// How a job run ended.
@@ -147,7 +181,7 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
         }
         Disposition::Fail(kind) => kind,
     };
-    let delay = retry_delay(&ctx.settings, &stop, job.attempts);
+    let delay = retry_delay(&ctx.settings(), &stop, job.attempts);
     let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     ctx.progress.failed(job, &stop);
     match kind {
@@ -166,8 +200,10 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
 
 /// One pass over the job; returns the CDF file id and size on success.
 async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i64, u64), Stop> {
-    let root = ctx
-        .settings
+    // The whole attempt uses the configuration it started with: a reload does not
+    // pull a root out from under an upload in flight.
+    let settings = ctx.settings();
+    let root = settings
         .roots
         .iter()
         .find(|r| r.id == job.key.root)
@@ -401,7 +437,7 @@ fn part_plan(ctx: &Ctx, size: u64) -> Result<Option<PartPlan>, Stop> {
     if size == 0 {
         return Ok(None);
     }
-    let preferred = match ctx.settings.upload.part_size {
+    let preferred = match ctx.settings().upload.part_size {
         PartSize::Auto => None,
         PartSize::Fixed(n) => Some(n),
     };

@@ -259,15 +259,17 @@ pub fn spawn(
     tx: mpsc::Sender<WatchEvent>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<Result<(), WatchError>>, WatchError> {
-    spawn_controlled(settings, once, tx, cancel).map(|(task, _)| task)
+    spawn_controlled(settings, once, tx, cancel, None).map(|(task, _)| task)
 }
 
-/// [`spawn`], also returning the [`WatchControl`] (rescan requests) and the counters.
+/// [`spawn`], also returning the [`WatchControl`] (rescan requests) and the counters;
+/// `counters` carries a previous watcher's on (a reload), so that they keep growing.
 pub fn spawn_controlled(
     settings: Arc<Settings>,
     once: bool,
     tx: mpsc::Sender<WatchEvent>,
     cancel: CancellationToken,
+    counters: Option<Arc<WatchCounters>>,
 ) -> Result<(JoinHandle<Result<(), WatchError>>, Spawned), WatchError> {
     let handle = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let mode = if once {
@@ -275,7 +277,10 @@ pub fn spawn_controlled(
     } else {
         ScanMode::Continuous
     };
-    let watch = Watch::new(WatchConfig::from_settings(&settings));
+    let mut watch = Watch::new(WatchConfig::from_settings(&settings));
+    if let Some(counters) = counters {
+        watch.counters = counters;
+    }
     let spawned = Spawned {
         control: watch.control(),
         counters: watch.counters(),

@@ -16,6 +16,7 @@ mod emulator_storage;
 mod jobs_cli;
 mod metrics;
 mod network;
+mod reload;
 mod resilience;
 mod state_heal;
 mod status;
