@@ -2,34 +2,18 @@
 //! a stopped daemon, through the admin socket of a running one, and the error when a
 //! running daemon's socket is out of reach.
 
-use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use cdf_syncd::emulator::{Faults, ScriptedFault};
 use serde_json::Value;
 
-use crate::support::cli::{self, Output};
 use crate::support::daemon::{PART, Tree, pattern, terminate, wait_for};
 use crate::support::emulator::sha256_hex;
 use crate::support::wait_until;
 
-/// Runs `cdf-syncd <args> --config <tree's config>` off the runtime (the emulator
-/// serves on it).
-async fn cdf_syncd(t: &Tree, args: &[&str]) -> Output {
-    let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
-    argv.push("--config".into());
-    argv.push(t.config.clone().into());
-    tokio::task::spawn_blocking(move || {
-        let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
-        cli::run(&argv, &[("IT_SECRET", "demo-secret")])
-    })
-    .await
-    .expect("join")
-}
-
 /// `jobs --json <args>`, parsed; the command must succeed.
 async fn jobs_json(t: &Tree, args: &[&str]) -> Value {
-    let out = cdf_syncd(t, &[&["jobs", "--json"], args].concat()).await;
+    let out = t.cli(&[&["jobs", "--json"], args].concat()).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }
@@ -76,7 +60,7 @@ async fn with_the_daemon_stopped_the_commands_work_on_the_job_store() {
     let (ok, out) = t.sync_once().await;
     assert!(!ok, "{out}");
 
-    let out = cdf_syncd(&t, &["jobs", "--state", "failed"]).await;
+    let out = &t.cli(&["jobs", "--state", "failed"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("ID  PATH"), "{}", out.stdout);
@@ -104,20 +88,20 @@ async fn with_the_daemon_stopped_the_commands_work_on_the_job_store() {
     );
     let (big_id, huge_id) = (id_of(&doc, "too/big.bin"), id_of(&doc, "too/huge.bin"));
 
-    let out = cdf_syncd(&t, &["jobs", "--state", "pending"]).await;
+    let out = &t.cli(&["jobs", "--state", "pending"]).await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "no pending jobs\n")
     );
     for cmd in ["retry", "forget"] {
-        let out = cdf_syncd(&t, &[cmd, "424242"]).await;
+        let out = &t.cli(&[cmd, "424242"]).await;
         assert_eq!(out.code, Some(1), "{}", out.all());
         assert!(out.stderr.contains("no job 424242"), "{}", out.stderr);
     }
-    let out = cdf_syncd(&t, &["retry"]).await;
+    let out = &t.cli(&["retry"]).await;
     assert_eq!(out.code, Some(2), "a job id or --all-failed: {}", out.all());
 
-    let out = cdf_syncd(&t, &["forget", &huge_id.to_string()]).await;
+    let out = &t.cli(&["forget", &huge_id.to_string()]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(out.stdout.contains("it:/too/huge.bin"), "{}", out.stdout);
     let doc = jobs_json(&t, &["--state", "failed"]).await;
@@ -129,7 +113,7 @@ async fn with_the_daemon_stopped_the_commands_work_on_the_job_store() {
     let config = std::fs::read_to_string(&t.config).expect("config");
     let fixed = config.replace(r#"max_file_size = "1 KiB""#, r#"max_file_size = "1 MiB""#);
     std::fs::write(&t.config, fixed).expect("config");
-    let out = cdf_syncd(&t, &["retry", &big_id.to_string()]).await;
+    let out = &t.cli(&["retry", &big_id.to_string()]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(out.stdout.contains("re-queued job"), "{}", out.stdout);
     let doc = jobs_json(&t, &["--state", "pending"]).await;
@@ -140,7 +124,7 @@ async fn with_the_daemon_stopped_the_commands_work_on_the_job_store() {
     assert!(ok, "{out}");
     assert!(synced(&t, "too/big.bin", &big), "{out}");
     assert!(synced(&t, "too/huge.bin", &huge), "{out}");
-    let out = cdf_syncd(&t, &["jobs"]).await;
+    let out = &t.cli(&["jobs"]).await;
     assert_eq!((out.code, out.stdout.as_str()), (Some(0), "no jobs\n"));
 }
 
@@ -173,20 +157,20 @@ async fn with_the_daemon_running_the_commands_go_through_its_socket() {
             .is_some_and(|e| e.contains("HTTP 400")),
         "{doc:#}"
     );
-    let out = cdf_syncd(&t, &["jobs"]).await;
+    let out = &t.cli(&["jobs"]).await;
     assert!(out.stdout.contains("it:/a/1.txt"), "{}", out.all());
     for cmd in ["retry", "forget"] {
-        let out = cdf_syncd(&t, &[cmd, "424242"]).await;
+        let out = &t.cli(&[cmd, "424242"]).await;
         assert_eq!(out.code, Some(1), "{}", out.all());
         assert!(out.stderr.contains("no job 424242"), "{}", out.stderr);
     }
 
     let (one, two) = (id_of(&doc, "a/1.txt"), id_of(&doc, "a/2.txt"));
-    let out = cdf_syncd(&t, &["forget", &two.to_string()]).await;
+    let out = &t.cli(&["forget", &two.to_string()]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let out = cdf_syncd(&t, &["retry", &one.to_string()]).await;
+    let out = &t.cli(&["retry", &one.to_string()]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let out = cdf_syncd(&t, &["retry", "--all-failed"]).await;
+    let out = &t.cli(&["retry", "--all-failed"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(
         out.stdout.contains("re-queued 1 failed job"),
@@ -226,7 +210,7 @@ async fn with_the_daemon_running_the_commands_go_through_its_socket() {
     })
     .await;
     let id = found.get().expect("in flight").to_string();
-    let out = cdf_syncd(&t, &["forget", &id]).await;
+    let out = &t.cli(&["forget", &id]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(
         out.stderr.contains("b/slow.bin") && out.stderr.contains("cannot be forgotten"),
@@ -270,7 +254,7 @@ async fn a_daemon_without_its_socket_keeps_syncing_and_the_cli_says_why() {
         "{log}"
     );
 
-    let out = cdf_syncd(&t, &["jobs"]).await;
+    let out = &t.cli(&["jobs"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     let state = t.state_dir().display().to_string();
     let socket = socket.display().to_string();

@@ -2,30 +2,15 @@
 //! flight (slow PUTs in the emulator), its `--json` against the documented schema
 //! (`docs/STATUS.md`), the human table, and the daemon stopped.
 
-use std::ffi::OsString;
-
 use cdf_syncd::emulator::{Faults, ScriptedFault};
 use serde_json::Value;
 
-use crate::support::cli::{self, Output, repo_path};
+use crate::support::cli::repo_path;
 use crate::support::daemon::{PART, Tree, pattern, terminate};
 use crate::support::wait_until;
 
-/// Runs `cdf-syncd <args> --config <tree's config>` off the runtime.
-async fn cdf_syncd(t: &Tree, args: &[&str]) -> Output {
-    let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
-    argv.push("--config".into());
-    argv.push(t.config.clone().into());
-    tokio::task::spawn_blocking(move || {
-        let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
-        cli::run(&argv, &[("IT_SECRET", "demo-secret")])
-    })
-    .await
-    .expect("join")
-}
-
 async fn status_json(t: &Tree) -> Value {
-    let out = cdf_syncd(t, &["status", "--json"]).await;
+    let out = t.cli(&["status", "--json"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }
@@ -97,7 +82,7 @@ async fn a_running_daemon_reports_uploads_in_flight() {
         }
     })
     .await;
-    let human = cdf_syncd(&t, &["status"]).await;
+    let human = &t.cli(&["status"]).await;
     let doc = found.into_inner();
 
     assert_eq!(doc["source"], "daemon", "{doc:#}");
@@ -168,13 +153,13 @@ async fn with_the_daemon_stopped_status_reads_the_job_store() {
     assert_eq!(doc["daemon"], serde_json::json!({"running": false}));
     assert_eq!(doc["counts"]["failed"], 2, "{doc:#}");
     assert_eq!(doc["counts"]["synced"], 1, "{doc:#}");
-    let jobs = cdf_syncd(&t, &["jobs", "--json", "--state", "failed"]).await;
+    let jobs = &t.cli(&["jobs", "--json", "--state", "failed"]).await;
     let jobs: Value = serde_json::from_str(&jobs.stdout).expect("jobs");
     let id = jobs["jobs"][0]["id"].as_u64().expect("id").to_string();
-    let out = cdf_syncd(&t, &["retry", &id]).await;
+    let out = &t.cli(&["retry", &id]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
 
-    let out = cdf_syncd(&t, &["status"]).await;
+    let out = &t.cli(&["status"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let text = &out.stdout;
     assert!(text.starts_with("daemon:     not running"), "{text}");

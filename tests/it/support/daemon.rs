@@ -163,6 +163,20 @@ dir = "{state}"
             .expect("spawn daemon")
     }
 
+    /// Runs `cdf-syncd <args> --config <this tree's config>` off the runtime (the
+    /// emulator serves on it).
+    pub async fn cli(&self, args: &[&str]) -> super::cli::Output {
+        let mut argv: Vec<std::ffi::OsString> = args.iter().map(std::ffi::OsString::from).collect();
+        argv.push("--config".into());
+        argv.push(self.config.clone().into());
+        tokio::task::spawn_blocking(move || {
+            let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+            super::cli::run(&argv, &[("IT_SECRET", "demo-secret")])
+        })
+        .await
+        .expect("join")
+    }
+
     /// Opens the job store of a stopped daemon.
     pub fn store(&self) -> cdf_syncd::store::Store {
         cdf_syncd::store::Store::open(
