@@ -150,12 +150,9 @@ fn command(
     request: Request,
     show: impl FnOnce(Reply, Source) -> Result<(), Reply>,
 ) -> ExitCode {
-    let settings = match crate::config::load(config) {
+    let settings = match super::load_config(config) {
         Ok(s) => s,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(super::EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     init_logging();
     let outcome = ask(&settings, config, request).and_then(|(reply, source)| {

@@ -31,6 +31,14 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
+/// The configuration at `path`, or its errors printed and the exit code for bad input.
+pub(crate) fn load_config(path: &std::path::Path) -> Result<crate::config::Settings, ExitCode> {
+    crate::config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 /// Prints a runtime failure with its causes and maps it to exit code 1.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {

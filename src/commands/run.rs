@@ -57,20 +57,13 @@ pub fn sync(args: &SyncArgs) -> ExitCode {
 }
 
 fn load(path: &std::path::Path, log: &LogArgs) -> Option<Settings> {
-    match crate::config::load(path) {
-        Ok(mut s) => {
-            match log.log_format {
-                Some(LogFormatArg::Text) => s.log.format = LogFormat::Text,
-                Some(LogFormatArg::Json) => s.log.format = LogFormat::Json,
-                None => {}
-            }
-            Some(s)
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            None
-        }
+    let mut s = super::load_config(path).ok()?;
+    match log.log_format {
+        Some(LogFormatArg::Text) => s.log.format = LogFormat::Text,
+        Some(LogFormatArg::Json) => s.log.format = LogFormat::Json,
+        None => {}
     }
+    Some(s)
 }
 
 fn execute(

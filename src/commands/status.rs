@@ -60,12 +60,9 @@ pub struct DaemonDoc {
 
 pub fn run(args: &StatusArgs) -> ExitCode {
     let config = &args.file.config;
-    let settings = match crate::config::load(config) {
+    let settings = match super::load_config(config) {
         Ok(s) => s,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(super::EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     init_logging();
     if !args.watch {

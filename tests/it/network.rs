@@ -55,19 +55,14 @@ async fn upload(emu: &Emulator, client: &CdfClient, name: &str, path: &Path, len
         .put(&created.upload_url, path, 0, len, &kind)
         .await
         .expect("put");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let size = emu
-            .files()
+    crate::support::daemon::wait_for(10, &format!("{name}: {len} bytes in the emulator"), || {
+        emu.files()
             .into_iter()
             .find(|f| f.external_id.as_deref() == Some(name))
-            .and_then(|f| f.size);
-        if size == Some(len) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name}: emulator holds {size:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .and_then(|f| f.size)
+            == Some(len)
+    })
+    .await;
 }
 
 fn sample(dir: &Path, len: u64) -> std::path::PathBuf {
