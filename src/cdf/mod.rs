@@ -10,6 +10,7 @@
 
 pub mod bandwidth;
 mod error;
+pub mod instances;
 pub mod limits;
 mod network;
 mod put;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 pub use bandwidth::{Bandwidth, RatePolicy};
 pub use error::{ApiError, CdfError, RetryClass};
+pub use instances::{NodeWrite, ViewSource};
 pub use network::NetworkConfig;
 pub use put::PutKind;
 pub use retry::RetryPolicy;

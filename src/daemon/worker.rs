@@ -19,11 +19,11 @@ use super::health::PauseReason;
 use crate::auth::AuthError;
 use crate::cdf::limits::{self, PartPlan};
 use crate::cdf::{CdfClient, CdfError, Identity, PutKind, RetryClass};
-use crate::config::{DataSetRef, PartSize, RootSettings, Settings};
+use crate::config::{DataSetRef, PartSize, RootSettings, Settings, Target as CdfTarget};
 use crate::fingerprint::Fingerprint;
 use crate::mapping::{self, CdfFile};
 use crate::store::{FailureKind, Job, JobState, Store, StoreError, SyncedFile, Target, Upload};
-use crate::upload::{file_create, finish, session};
+use crate::upload::{file_create, finish, node, session};
 
 /// What a worker needs; shared by every worker.
 pub struct Ctx {
@@ -253,14 +253,21 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
         | JobState::Failed {
             resume: Some(u), ..
         } => {
-            let fresh = session::relink(&ctx.client, u.file_id, plan, fp, now_ms()).await?;
+            let fresh = match dm_node(&settings, &mapped, &path, fp)? {
+                Some(node) => session::open_node(&ctx.client, &node, plan, fp, now_ms()).await?,
+                None => session::relink(&ctx.client, u.file_id, plan, fp, now_ms()).await?,
+            };
             start(ctx, job, fresh).await?
         }
         JobState::Queued | JobState::Failed { .. } => {
-            let data_set = data_set(ctx, root).await?;
-            let file = file_create(&mapped, Some(fp.mtime_ms()), data_set);
-            let opened =
-                session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?;
+            let opened = match dm_node(&settings, &mapped, &path, fp)? {
+                Some(node) => session::open_node(&ctx.client, &node, plan, fp, now_ms()).await?,
+                None => {
+                    let data_set = data_set(ctx, root).await?;
+                    let file = file_create(&mapped, Some(fp.mtime_ms()), data_set);
+                    session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?
+                }
+            };
             start(ctx, job, opened).await?
         }
     };
@@ -280,6 +287,30 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
         other => other?,
     };
     finish_job(ctx, job, root, &mapped, file_id, fp).await
+}
+
+/// The CogniteFile node of the data-modeling target (`None`: classic Files). It is
+/// upserted for every new session, so a changed file updates its node in place.
+fn dm_node(
+    settings: &Settings,
+    mapped: &CdfFile<'_>,
+    path: &Path,
+    fp: Fingerprint,
+) -> Result<Option<crate::cdf::NodeWrite>, Stop> {
+    let CdfTarget::DataModeling { space, view } = &settings.cdf.target else {
+        return Ok(None);
+    };
+    Ok(Some(node::node_write(mapped, path, space, view, fp.mtime_ms())?))
+}
+
+impl From<node::NodeError> for Stop {
+    fn from(e: node::NodeError) -> Self {
+        match e {
+            node::NodeError::Cdf(e) => Stop::Cdf(e),
+            node::NodeError::Refused { .. } => Stop::Permanent(e.to_string()),
+            node::NodeError::NotPropagated { .. } => Stop::Wait(e.to_string()),
+        }
+    }
 }
 
 /// Records a new session (clearing old part checkpoints) and makes it durable.
@@ -403,7 +434,8 @@ async fn finish_job(
 ) -> Result<(i64, u64), Stop> {
     ctx.store.set_state(job.id, JobState::Done { file_id })?;
     ctx.store.flush().await?;
-    if job.overwrite {
+    // A CogniteFile's directory is a node property, written with the node.
+    if job.overwrite && ctx.settings().cdf.target == CdfTarget::Classic {
         let source = mapped.fields.source.as_deref();
         finish::set_directory_and_source(&ctx.client, file_id, &mapped.directory, source).await?;
     }

@@ -57,6 +57,10 @@ pub struct EmulatorArgs {
     /// How long a new CogniteFile node stays invisible to uploadlink/multiuploadlink.
     #[arg(long, value_name = "DUR", default_value = "0s", value_parser = parse_duration)]
     pub dm_propagation_lag: Duration,
+    /// A view declared to implement CogniteFile, `SPACE:EXTERNAL_ID/VERSION`
+    /// (repeatable); CogniteFile and CogniteExtractorFile are always known.
+    #[arg(long = "file-view", value_name = "VIEW")]
+    pub file_views: Vec<crate::emulator::ViewId>,
     #[command(flatten)]
     pub faults: Box<FaultArgs>,
 }
@@ -174,6 +178,7 @@ impl EmulatorArgs {
             gcs_resumable: self.gcs_resumable,
             strict_headers: self.strict_headers,
             dm_propagation_lag: self.dm_propagation_lag,
+            file_views: self.file_views.clone(),
             faults: Faults {
                 api_429: f.api_429,
                 api_429_retry_after: f.api_429_retry_after,
@@ -286,6 +291,8 @@ mod tests {
             "--strict-headers",
             "--dm-propagation-lag",
             "3s",
+            "--file-view",
+            "edge:MyFile/v2",
             "--fault-429",
             "0.5",
             "--fault-429-retry-after",
@@ -331,6 +338,11 @@ mod tests {
             (1.0, 20, Some(4))
         );
         assert_eq!(c.faults.put_bytes_per_sec, Some(128 * 1024));
+        assert_eq!(
+            c.file_views,
+            [crate::emulator::ViewId::new("edge", "MyFile", "v2")]
+        );
+        assert!(Cli::try_parse_from(["x", "--file-view", "edge:MyFile"]).is_err());
         assert!(Cli::try_parse_from(["x", "--put-rate", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "--fault-500", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["x", "--client", "nosecret"]).is_err());

@@ -36,6 +36,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+pub use instances::ViewId;
 pub use state::{CountersSnapshot, Faults, FileView, InstanceId, ScriptedFault};
 use state::{State, lock, now_ms};
 
@@ -64,6 +65,9 @@ pub struct EmulatorConfig {
     pub strict_headers: bool,
     /// How long a new CogniteFile node stays invisible to the file service.
     pub dm_propagation_lag: Duration,
+    /// Views declared to implement CogniteFile (with its properties), besides
+    /// CogniteFile and CogniteExtractorFile, which are always known.
+    pub file_views: Vec<ViewId>,
     pub faults: Faults,
 }
 
@@ -94,6 +98,7 @@ impl Default for EmulatorConfig {
             gcs_resumable: false,
             strict_headers: false,
             dm_propagation_lag: Duration::ZERO,
+            file_views: Vec::new(),
             faults: Faults::default(),
         }
     }

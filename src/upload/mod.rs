@@ -2,9 +2,12 @@
 //! content (`session`), what follows a confirmed upload (`finish`), and the create
 //! body for a mapped file. The order of steps and the checkpoints are the daemon
 //! worker's (`daemon::worker`): files that fit in one part (and empty files) go
-//! single-part (`POST files` + one PUT), larger ones multipart.
+//! single-part (`POST files` + one PUT), larger ones multipart. With the
+//! data-modeling target the file is a CogniteFile node (`node`) and its content goes
+//! through the node's `instanceId` (`session::open_node`).
 
 pub mod finish;
+pub mod node;
 pub mod session;
 
 use crate::cdf::FileCreate;

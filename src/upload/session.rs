@@ -9,11 +9,16 @@
 //! duplicate and no 409 loop. URLs older than
 //! [`URL_MAX_AGE`] are not used: the job gets a fresh session with `multiuploadlink`
 //! (or `uploadlink`) for the same file id.
+//!
+//! The data-modeling target opens with [`open_node`]: upsert the CogniteFile node
+//! (idempotent, so a lost reply or a restart is harmless), then link by `instanceId`;
+//! a changed file gets a new link on the same node, never a second node.
 
 use std::time::Duration;
 
 use crate::cdf::limits::PartPlan;
-use crate::cdf::{CdfClient, CdfError, FileCreate, Identity};
+use super::node::{NodeError, PROPAGATION_RETRIES, propagation_delay};
+use crate::cdf::{CdfClient, CdfError, FileCreate, Identity, NodeWrite};
 use crate::fingerprint::Fingerprint;
 use crate::store::{Target, Upload};
 
@@ -96,10 +101,60 @@ pub async fn relink(
     source: Fingerprint,
     now_ms: i64,
 ) -> Result<Upload, CdfError> {
-    let id = Identity::Id(file_id);
+    link(client, &Identity::Id(file_id), plan, source, now_ms).await
+}
+
+/// Upserts a file node, then opens a session for it by `instanceId`. The file
+/// service can lag behind a new node: a not-found is tried again with backoff
+/// (after making sure the node is a file node at all, so that a view that does not
+/// implement CogniteFile fails at once, naming the view).
+pub async fn open_node(
+    client: &CdfClient,
+    node: &NodeWrite,
+    plan: Option<PartPlan>,
+    source: Fingerprint,
+    now_ms: i64,
+) -> Result<Upload, NodeError> {
+    client.apply_nodes(std::slice::from_ref(node)).await?;
+    let id = Identity::InstanceId(node.id.clone());
+    let mut retry = 0;
+    loop {
+        let e = match link(client, &id, plan, source, now_ms).await {
+            Err(e) if e.is_not_found() => e,
+            other => return other.map_err(NodeError::from),
+        };
+        if retry == 0 && !client.is_file_node(&node.id).await? {
+            let reason = format!(
+                "written through view {}, but it is not a file node: the view does not implement cdf_cdm:CogniteFile/v1 ({e})",
+                node.view
+            );
+            return Err(NodeError::refused(&node.id, reason));
+        }
+        retry += 1;
+        if retry > PROPAGATION_RETRIES {
+            return Err(NodeError::NotPropagated {
+                space: node.id.space.clone(),
+                external_id: node.id.external_id.clone(),
+                tries: retry,
+            });
+        }
+        let delay = propagation_delay(retry, fastrand::f64());
+        tracing::debug!(node = %node.id.external_id, retry, ?delay, "the file service does not see the node yet; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// `uploadlink` or `multiuploadlink` for an existing file.
+async fn link(
+    client: &CdfClient,
+    id: &Identity,
+    plan: Option<PartPlan>,
+    source: Fingerprint,
+    now_ms: i64,
+) -> Result<Upload, CdfError> {
     match plan {
         None => {
-            let link = client.upload_link(&id).await?;
+            let link = client.upload_link(id).await?;
             Ok(Upload {
                 file_id: link.file.id,
                 target: Target::Single {
@@ -110,7 +165,7 @@ pub async fn relink(
             })
         }
         Some(plan) => {
-            let session = client.multipart_link(&id, plan.parts).await?;
+            let session = client.multipart_link(id, plan.parts).await?;
             multipart(session, plan, source, now_ms)
         }
     }

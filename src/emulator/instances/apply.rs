@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::time::{format_timestamp, parse_timestamp};
+use super::views::ViewId;
 use super::{NodeRecord, ViewRef};
 use crate::emulator::error::ApiError;
 use crate::emulator::state::{FileRecord, InstanceId, State, lock, now_ms};
@@ -76,7 +77,7 @@ pub(super) async fn apply(
     let writes = body
         .items
         .into_iter()
-        .map(prepare)
+        .map(|item| prepare(item, &state.config.file_views))
         .collect::<Result<Vec<_>, _>>()?;
     check_unique(writes.iter().map(|w| &w.id))?;
     let now = now_ms();
@@ -96,7 +97,7 @@ struct Flags {
     skip_on_version_conflict: bool,
 }
 
-fn prepare(item: NodeWrite) -> Result<Prepared, ApiError> {
+fn prepare(item: NodeWrite, declared: &[ViewId]) -> Result<Prepared, ApiError> {
     if item.instance_type != "node" {
         return Err(ApiError::bad_request(format!(
             "instanceType {:?} is not supported: the emulator stores nodes only",
@@ -107,9 +108,14 @@ fn prepare(item: NodeWrite) -> Result<Prepared, ApiError> {
     check_len("externalId", &item.external_id, 1, 255)?;
     let mut props: Option<Map<String, Value>> = None;
     for source in item.sources {
-        source.source.check()?;
+        let (view, kind) = source.source.check(declared)?;
         let merged = props.get_or_insert_with(Map::new);
         for (key, value) in source.properties {
+            if !kind.has_property(&key) {
+                return Err(ApiError::bad_request(format!(
+                    "Property {key:?} does not exist in view {view}"
+                )));
+            }
             let value = normalize(&key, value)?;
             merged.insert(key, value);
         }
@@ -148,7 +154,8 @@ fn check_space(space: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks one CogniteFile property against its type and returns it normalized.
+/// Checks one property of CogniteFile (or CogniteExtractorFile's `extractedData`)
+/// against its type and returns it normalized.
 fn normalize(key: &str, value: Value) -> Result<Value, ApiError> {
     let bad = |expected: &str| {
         ApiError::bad_request(format!(
@@ -172,6 +179,9 @@ fn normalize(key: &str, value: Value) -> Result<Value, ApiError> {
                 .map(|ms| format_timestamp(ms).into())
                 .ok_or_else(|| bad("an ISO-8601 timestamp string"));
         }
+        "extractedData" => value
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string)),
         "isUploaded" | "uploadedTime" => {
             return Err(ApiError::bad_request(format!(
                 "CogniteFile property {key:?} is read-only"
@@ -190,6 +200,7 @@ fn normalize(key: &str, value: Value) -> Result<Value, ApiError> {
             "tags" | "aliases" => "a list of at most 1000 strings",
             "source" | "category" => "a direct relation {\"space\",\"externalId\"}",
             "assets" => "a list of direct relations",
+            "extractedData" => "a map of strings",
             _ => "a string",
         }))
     }

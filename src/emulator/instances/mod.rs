@@ -1,7 +1,8 @@
 //! A minimal data-modeling surface for files: CogniteFile nodes.
 //!
-//! `POST models/instances` writes nodes through the view `cdf_cdm:CogniteFile/v1` (the
-//! only view the emulator serves; any other is a 400) and keeps one file per file node,
+//! `POST models/instances` writes nodes through the view `cdf_cdm:CogniteFile/v1` or a
+//! view that implements it (`views`: CogniteExtractorFile, and views declared with
+//! `--file-view`; any other is a 400) and keeps one file per file node,
 //! with that `instanceId`, for `uploadlink`/`multiuploadlink`/`downloadlink`. A new
 //! file node stays invisible to the Files API for `--dm-propagation-lag`, as in CDF.
 //! `models/instances/byids` (immediately consistent, as in CDF) and
@@ -13,10 +14,15 @@
 //! `sourceCreatedTime` and `sourceUpdatedTime` (as `sourceModifiedTime`). Spaces are
 //! not modelled: any valid, non-system space id is accepted (CDF wants it created).
 //!
-//! `apply` writes nodes and their files; `time` converts DMS timestamps.
+//! `apply` writes nodes and their files; `time` converts DMS timestamps; `views` knows
+//! the file views and their properties.
 
 mod apply;
 mod time;
+mod views;
+
+pub use views::ViewId;
+use views::FileView;
 
 use std::sync::Arc;
 
@@ -62,18 +68,23 @@ pub(super) struct ViewRef {
 }
 
 impl ViewRef {
-    pub(super) fn check(&self) -> Result<(), ApiError> {
-        let version = self.version.as_deref().unwrap_or_default();
+    /// The view as an id, and what kind of file view it is; a view the emulator does
+    /// not know as CogniteFile or an implementation of it is a 400 naming it.
+    pub(super) fn check(&self, declared: &[ViewId]) -> Result<(ViewId, FileView), ApiError> {
+        let id = ViewId::new(
+            &self.space,
+            &self.external_id,
+            self.version.as_deref().unwrap_or_default(),
+        );
         if self.kind == "view"
-            && self.space == "cdf_cdm"
-            && self.external_id == "CogniteFile"
-            && version == "v1"
+            && let Some(kind) = FileView::of(&id, declared)
         {
-            return Ok(());
+            return Ok((id, kind));
         }
         Err(ApiError::bad_request(format!(
-            "Source {} {}:{}/{version} is not supported: the emulator serves only the view cdf_cdm:CogniteFile/v1",
-            self.kind, self.space, self.external_id
+            "Source {} {id} is not supported: it is not cdf_cdm:CogniteFile/v1 or a view that implements it (the emulator knows CogniteFile, {} and the views declared with --file-view)",
+            self.kind,
+            ViewId::cognite_extractor_file()
         )))
     }
 }
@@ -124,8 +135,12 @@ async fn by_ids(
     CdfJson(body): CdfJson<ByIdsBody>,
 ) -> Result<Json<Value>, ApiError> {
     check_item_count(body.items.len(), MAX_ITEMS)?;
-    let sources = body.sources.unwrap_or_default();
-    sources.iter().try_for_each(|s| s.source.check())?;
+    let sources = body
+        .sources
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.source.check(&state.config.file_views))
+        .collect::<Result<Vec<_>, _>>()?;
     let ids = body
         .items
         .iter()
@@ -140,14 +155,21 @@ async fn by_ids(
     };
     let items: Vec<Value> = found
         .into_iter()
-        .map(|(id, node)| node_json(&state, &id, &node, !sources.is_empty()))
+        .map(|(id, node)| node_json(&state, &id, &node, &sources))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
 
-fn node_json(state: &State, id: &InstanceId, node: &NodeRecord, with_props: bool) -> Value {
-    let mut properties = json!({});
-    if let (true, Some(props)) = (with_props, &node.file_props) {
+/// A node as `byids` returns it, with its properties under each requested view
+/// (only the properties that view has).
+fn node_json(
+    state: &State,
+    id: &InstanceId,
+    node: &NodeRecord,
+    sources: &[(ViewId, FileView)],
+) -> Value {
+    let mut properties = Map::new();
+    if let (false, Some(props)) = (sources.is_empty(), &node.file_props) {
         let mut props = props.clone();
         let now = now_ms();
         let file = {
@@ -162,7 +184,22 @@ fn node_json(state: &State, id: &InstanceId, node: &NodeRecord, with_props: bool
             "uploadedTime".into(),
             uploaded_time.map(format_timestamp).into(),
         );
-        properties = json!({ "cdf_cdm": { "CogniteFile/v1": props } });
+        for (view, kind) in sources {
+            let own: Map<String, Value> = props
+                .iter()
+                .filter(|(k, _)| kind.has_property(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let in_space = properties
+                .entry(view.space.clone())
+                .or_insert_with(|| json!({}));
+            if let Some(in_space) = in_space.as_object_mut() {
+                in_space.insert(
+                    format!("{}/{}", view.external_id, view.version),
+                    Value::Object(own),
+                );
+            }
+        }
     }
     json!({
         "instanceType": "node",

@@ -266,3 +266,56 @@ async fn a_cognitefile_is_changed_and_deleted_through_data_modeling() {
         .await;
     assert_error(status, &reply, 400);
 }
+
+#[tokio::test]
+async fn views_declared_to_implement_cognitefile_are_accepted_with_their_properties() {
+    let cdf = TestCdf::start(EmulatorConfig {
+        file_views: vec!["edge:MyFile/v2".parse().expect("view")],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let through = |view: Value, xid: &str, props: Value| {
+        json!([{ "instanceType": "node", "space": "edge", "externalId": xid,
+                 "sources": [{ "source": view, "properties": props }] }])
+    };
+    let extractor = json!({ "type": "view", "space": "cdf_extraction_extensions",
+                            "externalId": "CogniteExtractorFile", "version": "v1" });
+    let declared = json!({ "type": "view", "space": "edge", "externalId": "MyFile", "version": "v2" });
+    let undeclared = json!({ "type": "view", "space": "edge", "externalId": "Other", "version": "v1" });
+    let data = json!({ "name": "x.csv", "extractedData": { "line": "1" } });
+
+    let (status, reply) = apply(&cdf, through(extractor.clone(), "x", data.clone())).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = apply(&cdf, through(declared.clone(), "d", json!({ "name": "d" }))).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(cdf.emu.files().len(), 2, "both are file nodes");
+
+    // extractedData is CogniteExtractorFile's: not in CogniteFile or a declared view.
+    for view in [view(), declared] {
+        let (status, reply) = apply(&cdf, through(view, "y", data.clone())).await;
+        let error = assert_error(status, &reply, 400)["message"].to_string();
+        assert!(error.contains("extractedData"), "{error}");
+    }
+    let bad = json!({ "extractedData": { "line": 1 } });
+    assert_error_status(apply(&cdf, through(extractor.clone(), "y", bad)).await, 400);
+    let (status, reply) = apply(&cdf, through(undeclared, "y", json!({ "name": "y" }))).await;
+    let error = assert_error(status, &reply, 400)["message"].to_string();
+    assert!(error.contains("edge:Other/v1"), "the error names the view: {error}");
+
+    // Read back through each view: each shows its own properties.
+    let refs = json!([{ "instanceType": "node", "space": "edge", "externalId": "x" }]);
+    let body = json!({ "items": refs, "sources": [{ "source": extractor }, { "source": view() }] });
+    let (status, got) = cdf.post("models/instances/byids", body).await;
+    assert_eq!(status, 200, "{got}");
+    let props = &got["items"][0]["properties"];
+    assert_eq!(
+        props["cdf_extraction_extensions"]["CogniteExtractorFile/v1"]["extractedData"],
+        json!({ "line": "1" })
+    );
+    assert_eq!(props["cdf_cdm"]["CogniteFile/v1"]["name"], "x.csv");
+    assert!(props["cdf_cdm"]["CogniteFile/v1"].get("extractedData").is_none());
+}
+
+fn assert_error_status((status, reply): (u16, Value), want: u16) {
+    assert_error(status, &reply, want);
+}
