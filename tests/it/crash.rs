@@ -2,6 +2,8 @@
 //! in the emulator exactly once, whole (SHA-256), written once, and the bytes sent
 //! again are at most the parts that were in flight at the kill.
 //!
+//! The same for the data-modeling target (no second node either).
+//!
 //! Also the daemon proper: files that appear while it runs are synced, and SIGTERM
 //! stops it cleanly.
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use cdf_syncd::emulator::{CountersSnapshot, Faults, ScriptedFault};
 
-use crate::support::daemon::{PART, Tree, pattern, terminate, wait_for};
+use crate::support::daemon::{PART, Target, Tree, pattern, terminate, wait_for};
 use crate::support::emulator::sha256_hex;
 
 /// Parts of the big file (the last one short).
@@ -77,8 +79,8 @@ fn reached(point: KillPoint, c: &CountersSnapshot) -> bool {
     }
 }
 
-async fn crash_and_recover(point: KillPoint) {
-    let t = Tree::new("").await;
+async fn crash_and_recover(point: KillPoint, target: Target) {
+    let t = Tree::for_target(target, Default::default(), "").await;
     let tree = files(&t);
     let total: usize = tree.iter().map(|(_, b)| b.len()).sum();
     t.cdf.emu.set_faults(faults_for(point));
@@ -95,7 +97,7 @@ async fn crash_and_recover(point: KillPoint) {
         let held = t.cdf.emu.files();
         tree.iter().all(|(rel, bytes)| {
             held.iter().any(|f| {
-                f.external_id.as_deref() == Some(format!("gw:it:/{rel}").as_str())
+                t.xid_of(f) == Some(format!("gw:it:/{rel}").as_str())
                     && f.uploaded
                     && f.sha256.as_deref() == Some(sha256_hex(bytes).as_str())
             })
@@ -109,10 +111,12 @@ async fn crash_and_recover(point: KillPoint) {
         t.daemon_log(1)
     );
 
+    // For data modeling every node has one file: no second node either.
     let held = t.cdf.emu.files();
     assert_eq!(held.len(), tree.len(), "exactly once each: {held:#?}");
     for f in &held {
-        assert_eq!(f.content_writes, 1, "{:?} written once", f.external_id);
+        assert!(t.xid_of(f).is_some(), "a file of the target: {f:?}");
+        assert_eq!(f.content_writes, 1, "{:?} written once", t.xid_of(f));
     }
     let sent = t.cdf.emu.counters().put_bytes_received as usize;
     let bound = total + PARALLEL * PART;
@@ -125,22 +129,37 @@ async fn crash_and_recover(point: KillPoint) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_early_then_restart() {
-    crash_and_recover(KillPoint::Early).await;
+    crash_and_recover(KillPoint::Early, Target::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_between_parts_then_restart() {
-    crash_and_recover(KillPoint::BetweenParts).await;
+    crash_and_recover(KillPoint::BetweenParts, Target::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_the_last_part_then_restart() {
-    crash_and_recover(KillPoint::AfterLastPart).await;
+    crash_and_recover(KillPoint::AfterLastPart, Target::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_complete_was_sent_then_restart() {
-    crash_and_recover(KillPoint::AfterCompleteSent).await;
+    crash_and_recover(KillPoint::AfterCompleteSent, Target::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_modeling_kill_early_then_restart() {
+    crash_and_recover(KillPoint::Early, Target::DataModeling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_modeling_kill_between_parts_then_restart() {
+    crash_and_recover(KillPoint::BetweenParts, Target::DataModeling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_modeling_kill_after_complete_was_sent_then_restart() {
+    crash_and_recover(KillPoint::AfterCompleteSent, Target::DataModeling).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,16 @@ use std::path::Path;
 
 use cdf_syncd::emulator::FileView;
 
-use crate::support::daemon::{PART, Tree, pattern};
+use crate::support::daemon::{PART, Target, Tree, pattern};
 use crate::support::emulator::sha256_hex;
 
 fn assert_synced(s: &Tree, rel: &str, bytes: &[u8]) -> FileView {
     let f = s.held(&format!("gw:it:/{rel}"));
     assert!(f.uploaded, "{rel} uploaded");
+    if s.target == Target::DataModeling {
+        // The node's file: no classic externalId of its own.
+        assert!(f.instance_id.is_some() && f.external_id.is_none(), "{f:?}");
+    }
     assert_eq!(f.size, Some(bytes.len() as u64), "{rel} size");
     assert_eq!(
         f.sha256.as_deref(),
@@ -37,7 +41,16 @@ fn assert_synced(s: &Tree, rel: &str, bytes: &[u8]) -> FileView {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_once_uploads_a_mixed_tree_exactly_once() {
-    let s = Tree::new("").await;
+    mixed_tree(Target::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_uploads_a_mixed_tree_exactly_once_as_cognitefile_nodes() {
+    mixed_tree(Target::DataModeling).await;
+}
+
+async fn mixed_tree(target: Target) {
+    let s = Tree::for_target(target, Default::default(), "").await;
     let long = format!("{}.txt", "n".repeat(200));
     let files: Vec<(String, Vec<u8>)> = vec![
         ("top.txt".into(), pattern(100, 1)),
@@ -66,6 +79,11 @@ async fn sync_once_uploads_a_mixed_tree_exactly_once() {
     );
     let c = s.cdf.emu.counters();
     assert_eq!(c.bearer_on_upload_urls, 0);
+    if target == Target::DataModeling {
+        let classic = c.total("POST files") + c.total("POST files/initmultipartupload");
+        assert_eq!(classic, 0, "no classic file created: {c:?}");
+        assert_eq!(c.total("POST models/instances"), files.len() as u64, "{c:?}");
+    }
     assert!(c.header_violations.values().all(|n| *n == 0), "{c:?}");
 
     // A second run finds nothing to do.
@@ -85,7 +103,16 @@ async fn sync_once_uploads_a_mixed_tree_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_file_is_overwritten_under_the_same_id() {
-    let s = Tree::new("").await;
+    changed_file(Target::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_is_uploaded_again_to_the_same_node() {
+    changed_file(Target::DataModeling).await;
+}
+
+async fn changed_file(target: Target) {
+    let s = Tree::for_target(target, Default::default(), "").await;
     s.write("r/report.csv", &pattern(500, 7));
     let (ok, out) = s.sync_once().await;
     assert!(ok, "{out}");
@@ -139,11 +166,20 @@ async fn a_lost_create_reply_is_settled_without_a_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_upload_delete_waits_for_uploaded_and_moves_are_kept_relative() {
+    after_upload(Target::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_upload_waits_for_uploaded_for_cognitefile_nodes_too() {
+    after_upload(Target::DataModeling).await;
+}
+
+async fn after_upload(target: Target) {
     let emulator = cdf_syncd::emulator::EmulatorConfig {
         uploaded_delay: std::time::Duration::from_millis(400),
         ..Default::default()
     };
-    let s = Tree::with_emulator(emulator, r#"after_upload = "delete""#).await;
+    let s = Tree::for_target(target, emulator, r#"after_upload = "delete""#).await;
     let bytes = pattern(1000, 12);
     s.write("d/gone.txt", &bytes);
     let (ok, out) = s.sync_once().await;
@@ -157,7 +193,7 @@ async fn after_upload_delete_waits_for_uploaded_and_moves_are_kept_relative() {
 
     let moved = s.dir.path().join("archive");
     let root = format!("after_upload = {{ move_to = \"{}\" }}", moved.display());
-    let m = Tree::new(&root).await;
+    let m = Tree::for_target(target, Default::default(), &root).await;
     m.write("m/keep.txt", &bytes);
     let (ok, out) = m.sync_once().await;
     assert!(ok, "{out}");

@@ -18,10 +18,32 @@ max_backoff = "1s""#;
 /// Multipart part size the tests configure (the emulator's minimum is lowered to it).
 pub const PART: usize = 64 * 1024;
 
+/// The instance space of the data-modeling target in the tests.
+pub const DM_SPACE: &str = "edge-files";
+
+/// Where the tree's files go: `[cdf] target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Classic,
+    /// CogniteFile nodes in [`DM_SPACE`] through the default view.
+    DataModeling,
+}
+
+impl Target {
+    /// The `[cdf]` lines that select this target.
+    fn cdf_lines(self) -> String {
+        match self {
+            Target::Classic => String::new(),
+            Target::DataModeling => format!("target = \"data-modeling\"\nspace = \"{DM_SPACE}\""),
+        }
+    }
+}
+
 pub struct Tree {
     pub cdf: TestCdf,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub target: Target,
 }
 
 impl Tree {
@@ -44,6 +66,22 @@ impl Tree {
         root_extra: &str,
         upload_extra: &str,
     ) -> Self {
+        Self::build(Target::Classic, "", emulator, root_extra, upload_extra).await
+    }
+
+    /// Like [`Tree::with_emulator`], syncing to `target`.
+    pub async fn for_target(target: Target, emulator: EmulatorConfig, root_extra: &str) -> Self {
+        Self::build(target, "", emulator, root_extra, QUICK_RETRIES).await
+    }
+
+    /// The general form: `cdf_extra` goes into `[cdf]` after the target's lines.
+    pub async fn build(
+        target: Target,
+        cdf_extra: &str,
+        emulator: EmulatorConfig,
+        root_extra: &str,
+        upload_extra: &str,
+    ) -> Self {
         let cdf = TestCdf::start(EmulatorConfig {
             strict_headers: true,
             min_part_size: PART as u64,
@@ -60,6 +98,8 @@ impl Tree {
 base_url = "{base}"
 project = "{project}"
 allow_insecure_http = true
+{target_lines}
+{cdf_extra}
 [cdf.auth]
 token_url = "{base}/oauth2/token"
 client_id = "cdf-syncd-demo"
@@ -81,11 +121,17 @@ max_parallel_parts = 3
 dir = "{state}"
 "#,
             project = cdf.emu.project(),
+            target_lines = target.cdf_lines(),
             watch = dir.path().join("watch").display(),
             state = dir.path().join("state").display(),
         );
         std::fs::write(&config, text).expect("config");
-        Self { cdf, dir, config }
+        Self {
+            cdf,
+            dir,
+            config,
+            target,
+        }
     }
 
     pub fn watch(&self) -> PathBuf {
@@ -190,13 +236,26 @@ dir = "{state}"
         std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default()
     }
 
-    /// The emulator's file with this externalId.
+    /// The externalId a file is known by for this tree's target: the file's own
+    /// (classic) or its node's (data modeling, which must be in [`DM_SPACE`]).
+    pub fn xid_of<'f>(&self, f: &'f FileView) -> Option<&'f str> {
+        match self.target {
+            Target::Classic => f.external_id.as_deref(),
+            Target::DataModeling => f
+                .instance_id
+                .as_ref()
+                .filter(|i| i.space == DM_SPACE)
+                .map(|i| i.external_id.as_str()),
+        }
+    }
+
+    /// The emulator's file with this externalId (for data modeling: its node's).
     pub fn held(&self, external_id: &str) -> FileView {
         self.cdf
             .emu
             .files()
             .into_iter()
-            .find(|f| f.external_id.as_deref() == Some(external_id))
+            .find(|f| self.xid_of(f) == Some(external_id))
             .unwrap_or_else(|| {
                 panic!(
                     "{external_id} not in the emulator: {:#?}",
