@@ -300,7 +300,13 @@ fn dm_node(
     let CdfTarget::DataModeling { space, view } = &settings.cdf.target else {
         return Ok(None);
     };
-    Ok(Some(node::node_write(mapped, path, space, view, fp.mtime_ms())?))
+    Ok(Some(node::node_write(
+        mapped,
+        path,
+        space,
+        view,
+        fp.mtime_ms(),
+    )?))
 }
 
 impl From<node::NodeError> for Stop {

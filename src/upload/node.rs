@@ -184,8 +184,14 @@ mod tests {
             ..FileFields::default()
         };
         let local = Path::new("/data/a/r.csv");
-        let n = node_write(&mapped(&fields), local, "edge", &ViewRef::default(), 1_735_689_600_500)
-            .expect("node");
+        let n = node_write(
+            &mapped(&fields),
+            local,
+            "edge",
+            &ViewRef::default(),
+            1_735_689_600_500,
+        )
+        .expect("node");
         assert_eq!(
             (n.id.space.as_str(), n.id.external_id.as_str()),
             ("edge", "gw:it:/a/r.csv")
@@ -211,10 +217,7 @@ mod tests {
         let local = Path::new("/d/r.csv");
         let err = node_write(&mapped(&fields), local, "edge", &ViewRef::default(), 0)
             .expect_err("no extractedData in CogniteFile");
-        assert!(
-            err.to_string().contains("cdf_cdm:CogniteFile/v1"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("cdf_cdm:CogniteFile/v1"), "{err}");
         let extractor = view("cdf_extraction_extensions", "CogniteExtractorFile");
         let n = node_write(&mapped(&fields), local, "edge", &extractor, 0).expect("node");
         assert_eq!(n.properties["extractedData"], json!({ "line": "1" }));
@@ -222,8 +225,8 @@ mod tests {
         let none = FileFields::default();
         let n = node_write(&mapped(&none), local, "edge", &extractor, 0).expect("node");
         assert_eq!(n.properties["extractedData"], Value::Null, "cleared");
-        let custom = node_write(&mapped(&none), local, "edge", &view("edge", "MyFile"), 0)
-            .expect("node");
+        let custom =
+            node_write(&mapped(&none), local, "edge", &view("edge", "MyFile"), 0).expect("node");
         assert!(!custom.properties.contains_key("extractedData"));
     }
 

@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use crate::cdf::limits::PartPlan;
 use super::node::{NodeError, PROPAGATION_RETRIES, propagation_delay};
+use crate::cdf::limits::PartPlan;
 use crate::cdf::{CdfClient, CdfError, FileCreate, Identity, NodeWrite};
 use crate::fingerprint::Fingerprint;
 use crate::store::{Target, Upload};
@@ -125,7 +125,7 @@ pub async fn open_node(
         };
         if retry == 0 && !client.is_file_node(&node.id).await? {
             let reason = format!(
-                "written through view {}, but it is not a file node: the view does not implement cdf_cdm:CogniteFile/v1 ({e})",
+                "written through view {}, but CDF does not know it as a file node: the view does not implement cdf_cdm:CogniteFile/v1 (or the node was deleted meanwhile) ({e})",
                 node.view
             );
             return Err(NodeError::refused(&node.id, reason));

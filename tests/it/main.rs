@@ -10,6 +10,7 @@ mod churn;
 mod config;
 mod crash;
 mod demo;
+mod dm;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;

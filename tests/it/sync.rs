@@ -82,7 +82,11 @@ async fn mixed_tree(target: Target) {
     if target == Target::DataModeling {
         let classic = c.total("POST files") + c.total("POST files/initmultipartupload");
         assert_eq!(classic, 0, "no classic file created: {c:?}");
-        assert_eq!(c.total("POST models/instances"), files.len() as u64, "{c:?}");
+        assert_eq!(
+            c.total("POST models/instances"),
+            files.len() as u64,
+            "{c:?}"
+        );
     }
     assert!(c.header_violations.values().all(|n| *n == 0), "{c:?}");
 

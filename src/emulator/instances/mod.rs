@@ -21,8 +21,8 @@ mod apply;
 mod time;
 mod views;
 
-pub use views::ViewId;
 use views::FileView;
+pub use views::ViewId;
 
 use std::sync::Arc;
 

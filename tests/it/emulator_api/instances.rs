@@ -280,8 +280,10 @@ async fn views_declared_to_implement_cognitefile_are_accepted_with_their_propert
     };
     let extractor = json!({ "type": "view", "space": "cdf_extraction_extensions",
                             "externalId": "CogniteExtractorFile", "version": "v1" });
-    let declared = json!({ "type": "view", "space": "edge", "externalId": "MyFile", "version": "v2" });
-    let undeclared = json!({ "type": "view", "space": "edge", "externalId": "Other", "version": "v1" });
+    let declared =
+        json!({ "type": "view", "space": "edge", "externalId": "MyFile", "version": "v2" });
+    let undeclared =
+        json!({ "type": "view", "space": "edge", "externalId": "Other", "version": "v1" });
     let data = json!({ "name": "x.csv", "extractedData": { "line": "1" } });
 
     let (status, reply) = apply(&cdf, through(extractor.clone(), "x", data.clone())).await;
@@ -300,7 +302,10 @@ async fn views_declared_to_implement_cognitefile_are_accepted_with_their_propert
     assert_error_status(apply(&cdf, through(extractor.clone(), "y", bad)).await, 400);
     let (status, reply) = apply(&cdf, through(undeclared, "y", json!({ "name": "y" }))).await;
     let error = assert_error(status, &reply, 400)["message"].to_string();
-    assert!(error.contains("edge:Other/v1"), "the error names the view: {error}");
+    assert!(
+        error.contains("edge:Other/v1"),
+        "the error names the view: {error}"
+    );
 
     // Read back through each view: each shows its own properties.
     let refs = json!([{ "instanceType": "node", "space": "edge", "externalId": "x" }]);
@@ -313,7 +318,11 @@ async fn views_declared_to_implement_cognitefile_are_accepted_with_their_propert
         json!({ "line": "1" })
     );
     assert_eq!(props["cdf_cdm"]["CogniteFile/v1"]["name"], "x.csv");
-    assert!(props["cdf_cdm"]["CogniteFile/v1"].get("extractedData").is_none());
+    assert!(
+        props["cdf_cdm"]["CogniteFile/v1"]
+            .get("extractedData")
+            .is_none()
+    );
 }
 
 fn assert_error_status((status, reply): (u16, Value), want: u16) {
