@@ -32,6 +32,10 @@ from cognite.client import ClientConfig, CogniteClient, global_config
 from cognite.client.credentials import OAuthClientCredentials, Token
 from cognite.client.data_classes.data_modeling import NodeId
 from cognite.client.data_classes.data_modeling.cdm.v1 import CogniteFileApply
+from cognite.client.data_classes.data_modeling.extractor_extensions.v1 import (
+    CogniteExtractorFile,
+    CogniteExtractorFileApply,
+)
 from cognite.client.exceptions import (
     CogniteAPIError,
     CogniteDuplicatedError,
@@ -464,6 +468,30 @@ def test_upload_content_path_by_instance_id(
     client.files.upload_content(path, instance_id=node)  # multiuploadlink?parts=1 + complete
     f = emulator.uploaded_file(emulator_file_by_instance(emulator, node)["id"])
     assert (f["size"], f["sha256"]) == (len(content), sha256(content))
+
+
+def test_cognite_extractor_file_upload_and_reupload_to_the_same_node(
+    client: CogniteClient, emulator: Emulator, uid: str
+) -> None:
+    """The data-modeling flow of cdf-syncd through a view that implements CogniteFile:
+    the node written through CogniteExtractorFile (with extractedData), content by
+    instanceId, then new content to the same node (same file id, no second file)."""
+    node = NodeId(SPACE, uid)
+    apply = CogniteExtractorFileApply(
+        space=SPACE, external_id=uid, name="x.csv", mime_type="text/csv", extracted_data={"line": "1"}
+    )
+    first = b"a,b\n1,2\n"
+    client.data_modeling.files.upload_bytes(first, apply)
+    f = emulator.uploaded_file(emulator_file_by_instance(emulator, node)["id"])
+    assert f["sha256"] == sha256(first)
+    got = client.data_modeling.instances.retrieve_nodes(node, node_cls=CogniteExtractorFile)
+    assert got is not None and got.extracted_data == {"line": "1"} and got.name == "x.csv"
+
+    second = b"a,b\n3,4\n5,6\n"
+    client.data_modeling.files.upload_bytes(second, apply)
+    again = emulator.uploaded_file(emulator_file_by_instance(emulator, node)["id"])
+    assert again["id"] == f["id"] and again["sha256"] == sha256(second) and again["contentWrites"] == 2
+    assert client.data_modeling.files.download_bytes(node) == second
 
 
 # --- emulators with special flags ---------------------------------------------------------
