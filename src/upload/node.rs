@@ -2,7 +2,8 @@
 //!
 //! The node lives in the configured instance space under the file's mapped externalId
 //! and is written through the configured view (CogniteFile or a view that implements
-//! it): `name`, `directory`, `mimeType`, `sourceId` (the local path),
+//! it): `name`, `directory`, `mimeType`, `sourceId` (the local path; non-UTF-8 bytes
+//! replaced),
 //! `sourceCreatedTime`/`sourceUpdatedTime` (the file's mtime as ISO-8601), the root's
 //! `source` as `sourceContext`, and the root's `metadata` as `extractedData` (a
 //! CogniteExtractorFile property: plain CogniteFile has nowhere to keep it). Optional
