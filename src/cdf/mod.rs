@@ -9,6 +9,7 @@
 //! endpoints wrap it in `items`, and both shapes are accepted everywhere.
 
 pub mod bandwidth;
+mod download;
 mod error;
 pub mod limits;
 mod network;
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use bandwidth::{Bandwidth, RatePolicy};
+pub use download::DOWNLOAD_LINKS_PER_REQUEST;
 pub use error::{ApiError, CdfError, RetryClass};
 pub use network::NetworkConfig;
 pub use put::PutKind;
