@@ -6,7 +6,8 @@
 #   bench/sync.sh [LARGE_SIZE] [SMALL_FILES]
 #
 # LARGE_SIZE: the large file (default 2GiB; suffix MiB/GiB). SMALL_FILES: how many 8 KiB
-# files (default 10000). Prints one line per measurement; peak RSS from /usr/bin/time.
+# files (default 10000). HASH=sha256 sets `[sync] hash` (default: the config default).
+# Prints one line per measurement; peak RSS from /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,8 @@ for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; 
 base=$(sed -n 's/^listening on //p' "$work/emu.out")
 echo "emulator at $base (--discard)"
 
+hash_line=""
+[ -n "${HASH:-}" ] && hash_line="hash = \"$HASH\""
 config() { # $1 = root dir, $2 = state dir
     cat > "$work/cfg.toml" <<EOF
 [cdf]
@@ -50,6 +53,7 @@ path = "$1"
 directory_prefix = "/bench"
 [sync]
 stable_for = "1s"
+$hash_line
 [state]
 dir = "$2"
 [log]

@@ -80,6 +80,7 @@ fn lifecycle(dir: &Path, files: u64) -> Res<()> {
                     fingerprint: fp(n),
                     file_id: n as i64,
                     synced_ms: 1,
+                    sha256: Some([n as u8; 32]),
                 },
             )?;
         }

@@ -50,6 +50,13 @@ pub enum Command {
     /// failed job that is not about to be retried can be forgotten: a queued or
     /// in-flight one may be in a worker's hands.
     Forget(ForgetArgs),
+    /// Compare local files with what CDF holds for them: present, uploaded, the same
+    /// size, and the same SHA-256 where CDF has one (`[sync] hash = "sha256"`).
+    ///
+    /// Reads the configuration and CDF only (the job store is not needed, so it runs
+    /// beside the daemon). Exit code 1 when a file is missing or differs. A file the
+    /// daemon has not synced yet shows as missing or different too.
+    Verify(VerifyArgs),
     /// Run the built-in CDF emulator (a local stand-in for CDF, for tests and demos).
     #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
@@ -117,6 +124,23 @@ pub struct JobsArgs {
     /// At most this many jobs, oldest first (1..=10000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
+    #[command(flatten)]
+    pub file: ConfigArgs,
+}
+
+/// `cdf-syncd verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this root (by its `id`).
+    #[arg(long)]
+    pub root: Option<String>,
+    /// Download every file and compare its SHA-256 with the local file's (slow; also
+    /// checks files that have no hash in CDF).
+    #[arg(long)]
+    pub content: bool,
+    /// Print one JSON document (`counts`, `differences`) instead of lines.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub file: ConfigArgs,
 }

@@ -14,6 +14,7 @@ pub mod daemon;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod fingerprint;
+pub mod hash;
 pub mod mapping;
 pub mod metrics;
 pub mod secret;

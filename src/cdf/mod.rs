@@ -9,6 +9,7 @@
 //! endpoints wrap it in `items`, and both shapes are accepted everywhere.
 
 pub mod bandwidth;
+mod download;
 mod error;
 pub mod instances;
 pub mod limits;
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use bandwidth::{Bandwidth, RatePolicy};
+pub use download::DOWNLOAD_LINKS_PER_REQUEST;
 pub use error::{ApiError, CdfError, RetryClass};
 pub use instances::{NodeWrite, ViewSource};
 pub use network::NetworkConfig;

@@ -109,7 +109,7 @@ impl CdfClient {
 }
 
 /// An absolute upload URL as is; a relative one joined to the CDF base URL.
-fn resolve_upload_url(base: &Url, url: &str) -> Result<Url, CdfError> {
+pub(super) fn resolve_upload_url(base: &Url, url: &str) -> Result<Url, CdfError> {
     let bad = |reason: String| CdfError::BadUploadUrl {
         url: url.to_owned(),
         reason,

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod jobs;
 pub mod run;
 pub mod status;
+pub mod verify;
 
 /// Exit code for invalid input (a bad configuration file, bad arguments).
 pub const EXIT_INVALID: u8 = 2;
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Retry(args) => jobs::retry(&args),
         Command::Forget(args) => jobs::forget(&args),
+        Command::Verify(args) => verify::run(&args),
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => report(crate::emulator::cli::run(args)),
         #[cfg(feature = "emulator")]

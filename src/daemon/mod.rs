@@ -6,6 +6,7 @@
 //! that ends when every root was scanned and every job settled. Shutdown cancels the
 //! token: intake stops, workers stop between parts, the store is flushed.
 
+mod hashes;
 pub mod health;
 mod intake;
 pub mod notify;

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::hashes;
 use super::health::PauseReason;
 use crate::auth::AuthError;
 use crate::cdf::limits::{self, PartPlan};
 use crate::cdf::{CdfClient, CdfError, Identity, PutKind, RetryClass};
 use crate::config::{DataSetRef, PartSize, RootSettings, Settings, Target as CdfTarget};
 use crate::fingerprint::Fingerprint;
+use crate::hash;
 use crate::mapping::{self, CdfFile};
 use crate::store::{FailureKind, Job, JobState, Store, StoreError, SyncedFile, Target, Upload};
 use crate::upload::{file_create, finish, node, session};
@@ -118,9 +120,17 @@ pub async fn run(ctx: &Ctx, job: Job, cancel: &CancellationToken) -> Outcome {
     let started = Instant::now();
     let _tracked = ctx.progress.track(&job);
     let stop = match attempt(ctx, &job, cancel).await {
-        Ok((file_id, size)) => {
+        Ok(Synced {
+            file_id,
+            size,
+            sent: true,
+        }) => {
             ctx.progress.synced(size);
             tracing::info!(job = %job.id, path = %job.key, size, elapsed = ?started.elapsed(), file_id, "synced");
+            return Outcome::Synced { file_id };
+        }
+        Ok(Synced { file_id, size, .. }) => {
+            tracing::info!(job = %job.id, path = %job.key, size, file_id, "content unchanged (same SHA-256); not uploaded again");
             return Outcome::Synced { file_id };
         }
         Err(stop) => stop,
@@ -198,8 +208,16 @@ async fn settle(ctx: &Ctx, job: &Job, stop: Stop) -> Result<Outcome, StoreError>
     Ok(Outcome::Failed)
 }
 
-/// One pass over the job; returns the CDF file id and size on success.
-async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i64, u64), Stop> {
+/// A job that reached CDF.
+struct Synced {
+    file_id: i64,
+    size: u64,
+    /// False when the content was already there (same SHA-256) and nothing was sent.
+    sent: bool,
+}
+
+/// One pass over the job.
+async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<Synced, Stop> {
     // The whole attempt uses the configuration it started with: a reload does not
     // pull a root out from under an upload in flight.
     let settings = ctx.settings();
@@ -232,12 +250,18 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
             "the file changed since it was queued; waiting for it to settle".into(),
         ));
     }
+    let hashing = hashes::enabled(ctx);
     let upload = match &job.state {
         JobState::Done { file_id } => {
             // What was uploaded is the job's fingerprint, not whatever the file is now
             // (it may have changed while the daemon was down): a newer version is then
             // not marked synced, and the store re-queues it.
-            return finish_job(ctx, job, root, &mapped, *file_id, job.fingerprint).await;
+            let sent = Sent {
+                file_id: *file_id,
+                fp: job.fingerprint,
+                digest: None,
+            };
+            return finish_job(ctx, job, root, &mapped, sent).await;
         }
         JobState::Completing(u) if u.source == fp => u.clone(),
         JobState::Uploading(u)
@@ -260,6 +284,11 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
             start(ctx, job, fresh).await?
         }
         JobState::Queued | JobState::Failed { .. } => {
+            if hashing
+                && let Some((file_id, digest)) = hashes::unchanged(ctx, job, &path, fp).await?
+            {
+                return skip_unchanged(ctx, job, root, file_id, fp, digest).await;
+            }
             let opened = match dm_node(&settings, &mapped, &path, fp)? {
                 Some(node) => session::open_node(&ctx.client, &node, plan, fp, now_ms()).await?,
                 None => {
@@ -271,22 +300,59 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<(i6
             start(ctx, job, opened).await?
         }
     };
-    let upload = send_content(ctx, job, &path, upload, plan, mapped.mime_type, cancel).await?;
-    let file_id = match complete(ctx, job, &path, upload.clone()).await {
-        Err(Stop::SessionLost(e)) => {
-            // CDF no longer knows the session (expired, or its completion was lost
-            // on CDF's side) and the file has no content: send it again in a new one.
-            tracing::warn!(job = %job.id, path = %job.key, error = %e,
-                "CDF no longer knows the upload session; sending the file again in a new one");
-            let fresh = session::relink(&ctx.client, upload.file_id, plan, fp, now_ms()).await?;
-            let fresh = start(ctx, job, fresh).await?;
-            let fresh =
-                send_content(ctx, job, &path, fresh, plan, mapped.mime_type, cancel).await?;
-            complete(ctx, job, &path, fresh).await?
+    let content = async {
+        let upload = send_content(ctx, job, &path, upload, plan, mapped.mime_type, cancel).await?;
+        match complete(ctx, job, &path, upload.clone()).await {
+            Err(Stop::SessionLost(e)) => {
+                // CDF no longer knows the session (expired, or its completion was lost
+                // on CDF's side) and the file has no content: send it again in a new one.
+                tracing::warn!(job = %job.id, path = %job.key, error = %e,
+                    "CDF no longer knows the upload session; sending the file again in a new one");
+                let fresh =
+                    session::relink(&ctx.client, upload.file_id, plan, fp, now_ms()).await?;
+                let fresh = start(ctx, job, fresh).await?;
+                let fresh =
+                    send_content(ctx, job, &path, fresh, plan, mapped.mime_type, cancel).await?;
+                complete(ctx, job, &path, fresh).await
+            }
+            other => other,
         }
-        other => other?,
     };
-    finish_job(ctx, job, root, &mapped, file_id, fp).await
+    // The hash is read alongside the upload (the page cache serves one of the reads);
+    // a failed upload stops it.
+    let (file_id, digest) = if hashing {
+        let digest = async { Ok(hashes::digest(&path, fp).await) };
+        tokio::try_join!(content, digest)?
+    } else {
+        (content.await?, None)
+    };
+    let sent = Sent {
+        file_id,
+        fp,
+        digest,
+    };
+    finish_job(ctx, job, root, &mapped, sent).await
+}
+
+/// The job's file has the content CDF already holds for its path: record the new
+/// fingerprint against the same file (and run `after_upload`) without sending it.
+async fn skip_unchanged(
+    ctx: &Ctx,
+    job: &Job,
+    root: &RootSettings,
+    file_id: i64,
+    fp: Fingerprint,
+    digest: hash::Sha256Digest,
+) -> Result<Synced, Stop> {
+    ctx.store.set_state(job.id, JobState::Done { file_id })?;
+    ctx.store.flush().await?;
+    after_upload(ctx, job, root, file_id, fp).await?;
+    record_synced(ctx, job, file_id, fp, Some(digest)).await?;
+    Ok(Synced {
+        file_id,
+        size: fp.size,
+        sent: false,
+    })
 }
 
 /// The CogniteFile node of the data-modeling target (`None`: classic Files). It is
@@ -429,15 +495,28 @@ async fn complete(ctx: &Ctx, job: &Job, path: &Path, upload: Upload) -> Result<i
     }
 }
 
-/// Done in CDF: fix overwritten fields, run `after_upload`, compact the job.
+/// What CDF confirmed: the file, the version of the source that was sent, and its
+/// hash when it was read alongside.
+struct Sent {
+    file_id: i64,
+    fp: Fingerprint,
+    digest: Option<hash::Sha256Digest>,
+}
+
+/// Done in CDF: fix overwritten fields, record the hash, run `after_upload`, compact
+/// the job.
 async fn finish_job(
     ctx: &Ctx,
     job: &Job,
     root: &RootSettings,
     mapped: &CdfFile<'_>,
-    file_id: i64,
-    fp: Fingerprint,
-) -> Result<(i64, u64), Stop> {
+    sent: Sent,
+) -> Result<Synced, Stop> {
+    let Sent {
+        file_id,
+        fp,
+        mut digest,
+    } = sent;
     ctx.store.set_state(job.id, JobState::Done { file_id })?;
     ctx.store.flush().await?;
     // A CogniteFile's directory is a node property, written with the node.
@@ -445,18 +524,56 @@ async fn finish_job(
         let source = mapped.fields.source.as_deref();
         finish::set_directory_and_source(&ctx.client, file_id, &mapped.directory, source).await?;
     }
+    if hashes::enabled(ctx) {
+        if digest.is_none() {
+            // Resumed after CDF confirmed: hash the file if it is still what was sent.
+            digest = hashes::digest(&root.path.join(job.key.rel_path()), fp).await;
+        }
+        if let Some(d) = &digest {
+            hashes::record_in_cdf(ctx, file_id, d).await?;
+        }
+    }
+    after_upload(ctx, job, root, file_id, fp).await?;
+    record_synced(ctx, job, file_id, fp, digest).await?;
+    Ok(Synced {
+        file_id,
+        size: fp.size,
+        sent: true,
+    })
+}
+
+/// `after_upload` (delete or move the source) once CDF reports the file uploaded.
+async fn after_upload(
+    ctx: &Ctx,
+    job: &Job,
+    root: &RootSettings,
+    file_id: i64,
+    fp: Fingerprint,
+) -> Result<(), Stop> {
     if root.after_upload != crate::config::AfterUpload::Keep {
         finish::wait_uploaded(&ctx.client, file_id).await?;
         finish::apply_after_upload(&root.after_upload, &root.path, job.key.rel_path(), fp).await?;
     }
+    Ok(())
+}
+
+/// Compacts the job into the path's synced record.
+async fn record_synced(
+    ctx: &Ctx,
+    job: &Job,
+    file_id: i64,
+    fp: Fingerprint,
+    sha256: Option<hash::Sha256Digest>,
+) -> Result<(), Stop> {
     let synced = SyncedFile {
         fingerprint: fp,
         file_id,
         synced_ms: now_ms(),
+        sha256,
     };
     ctx.store.finish(job.id, synced)?;
     ctx.store.flush().await?;
-    Ok((file_id, fp.size))
+    Ok(())
 }
 
 async fn stat(path: &Path) -> Result<Fingerprint, Stop> {

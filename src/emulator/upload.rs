@@ -8,7 +8,9 @@
 //! - `PUT /upload/{token}/parts/{index}`: one multipart part; a second PUT replaces it.
 //!   `completemultipartupload` (the API side) assembles the parts.
 //! - `PUT /api/v1/files/gcs_proxy/{token}`: GCS resumable protocol, in [`gcs`].
-//! - `GET /download/{id}`: a file's committed content (the `downloadlink` URL).
+//! - `GET /download/{id}`: a file's committed content (the `downloadlink` URL); one
+//!   `Range: bytes=a-b` (or `a-`) gives 206 with `Content-Range`, a range past the
+//!   end 416 with `Content-Range: bytes */size`, as cloud storage does.
 //!
 //! Bodies are streamed into the [`ContentStore`](super::storage::ContentStore); the bytes
 //! read are counted by the route layer in `middleware`.
@@ -282,6 +284,7 @@ pub(crate) fn staged_blobs(session: &UploadSession) -> Vec<StoredBlob> {
 async fn download(
     AxState(state): AxState<Arc<State>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, StorageError> {
     let no_content = || {
         StorageError::new(
@@ -309,13 +312,75 @@ async fn download(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(no_content()),
         Err(err) => return Err(StorageError::internal(err)),
     };
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+    let mime = mime.unwrap_or_else(|| DEFAULT_MIME.to_owned());
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_range);
+    let Some((first, last)) = range else {
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+        let headers = [
+            (header::CONTENT_TYPE, mime),
+            (header::CONTENT_LENGTH, blob.size.to_string()),
+        ];
+        return Ok((headers, Body::from_stream(stream)).into_response());
+    };
+    if first >= blob.size {
+        let headers = [(header::CONTENT_RANGE, format!("bytes */{}", blob.size))];
+        return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
+    }
+    let last = last.unwrap_or(u64::MAX).min(blob.size - 1);
+    let mut file = file;
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(first))
+        .await
+        .map_err(StorageError::internal)?;
+    let len = last - first + 1;
+    let body = tokio::io::AsyncReadExt::take(file, len);
+    let stream = tokio_util::io::ReaderStream::with_capacity(body, 256 * 1024);
     let headers = [
+        (header::CONTENT_TYPE, mime),
+        (header::CONTENT_LENGTH, len.to_string()),
         (
-            header::CONTENT_TYPE,
-            mime.unwrap_or_else(|| DEFAULT_MIME.to_owned()),
+            header::CONTENT_RANGE,
+            format!("bytes {first}-{last}/{}", blob.size),
         ),
-        (header::CONTENT_LENGTH, blob.size.to_string()),
     ];
-    Ok((headers, Body::from_stream(stream)).into_response())
+    Ok((
+        StatusCode::PARTIAL_CONTENT,
+        headers,
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `bytes=a-b` or `bytes=a-` (one range; anything else is ignored, as a server may).
+fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (first, last) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let first = first.trim().parse().ok()?;
+    let last = match last.trim() {
+        "" => None,
+        l => Some(l.parse().ok()?),
+    };
+    match last {
+        Some(l) if l < first => None,
+        _ => Some((first, last)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn one_byte_range_forms() {
+        assert_eq!(parse_range("bytes=0-0"), Some((0, Some(0))));
+        assert_eq!(parse_range("bytes=10-"), Some((10, None)));
+        assert_eq!(parse_range("bytes=5-4"), None);
+        assert_eq!(
+            parse_range("bytes=-5"),
+            None,
+            "suffix ranges are not served"
+        );
+        assert_eq!(parse_range("items=0-1"), None);
+    }
 }

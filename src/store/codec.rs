@@ -25,14 +25,26 @@ enum StoredJob {
     V1(Job),
 }
 
+/// Only `V2` is written; the index of each variant is its place here.
 #[derive(Serialize)]
 enum StoredSyncedRef<'a> {
-    V1(&'a SyncedFile),
+    #[allow(dead_code)]
+    V1(()),
+    V2(&'a SyncedFile),
 }
 
 #[derive(Deserialize)]
 enum StoredSynced {
-    V1(SyncedFile),
+    V1(SyncedFileV1),
+    V2(SyncedFile),
+}
+
+/// A synced record before content hashes (schema 1).
+#[derive(Deserialize)]
+struct SyncedFileV1 {
+    fingerprint: crate::fingerprint::Fingerprint,
+    file_id: i64,
+    synced_ms: i64,
 }
 
 /// Why a stored value is garbage.
@@ -63,12 +75,19 @@ pub(crate) fn decode_job(key: JobId, bytes: &[u8]) -> Result<Job, DecodeError> {
 }
 
 pub(crate) fn encode_synced(synced: &SyncedFile) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_stdvec(&StoredSyncedRef::V1(synced))
+    postcard::to_stdvec(&StoredSyncedRef::V2(synced))
 }
 
 pub(crate) fn decode_synced(bytes: &[u8]) -> Result<SyncedFile, DecodeError> {
-    let StoredSynced::V1(synced) = decode_all(bytes)?;
-    Ok(synced)
+    Ok(match decode_all(bytes)? {
+        StoredSynced::V1(old) => SyncedFile {
+            fingerprint: old.fingerprint,
+            file_id: old.file_id,
+            synced_ms: old.synced_ms,
+            sha256: None,
+        },
+        StoredSynced::V2(synced) => synced,
+    })
 }
 
 fn decode_all<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, DecodeError> {
@@ -169,6 +188,41 @@ mod tests {
         let bytes = encode_job(&job()).unwrap();
         assert_eq!(bytes[0], 0, "V1 is variant 0");
         assert_eq!(decode_job(JobId(7), &bytes).unwrap(), job());
+    }
+
+    #[test]
+    fn synced_records_of_schema_one_still_decode() {
+        #[derive(Serialize)]
+        enum OldRef {
+            V1(OldSynced),
+        }
+        #[derive(Serialize)]
+        struct OldSynced {
+            fingerprint: Fingerprint,
+            file_id: i64,
+            synced_ms: i64,
+        }
+        let fingerprint = job().fingerprint;
+        let old = postcard::to_stdvec(&OldRef::V1(OldSynced {
+            fingerprint,
+            file_id: 42,
+            synced_ms: 5,
+        }))
+        .unwrap();
+        let want = SyncedFile {
+            fingerprint,
+            file_id: 42,
+            synced_ms: 5,
+            sha256: None,
+        };
+        assert_eq!(decode_synced(&old).unwrap(), want);
+        let new = SyncedFile {
+            sha256: Some([7; 32]),
+            ..want
+        };
+        let bytes = encode_synced(&new).unwrap();
+        assert_eq!(bytes[0], 1, "V2 is variant 1");
+        assert_eq!(decode_synced(&bytes).unwrap(), new);
     }
 
     #[test]

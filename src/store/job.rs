@@ -148,4 +148,7 @@ pub struct SyncedFile {
     pub fingerprint: Fingerprint,
     pub file_id: i64,
     pub synced_ms: i64,
+    /// The content's SHA-256 (with `[sync] hash = "sha256"`): a file whose fingerprint
+    /// changed but whose content did not is not uploaded again.
+    pub sha256: Option<[u8; 32]>,
 }

@@ -28,7 +28,7 @@
 mod driver;
 mod gate;
 mod linux;
-mod scan;
+pub(crate) mod scan;
 mod watcher;
 
 use std::path::PathBuf;

@@ -105,6 +105,7 @@ fn state_survives_a_reopen() {
             fingerprint: fp(4),
             file_id: 9,
             synced_ms: 41,
+            sha256: Some([4; 32]),
         };
         s.finish(finished, synced).unwrap();
         s.flush_blocking().unwrap();
@@ -349,6 +350,7 @@ fn torture_child() {
                     fingerprint: fp(1),
                     file_id: 1,
                     synced_ms: 1,
+                    sha256: None,
                 };
                 s.finish(id, synced)
             }

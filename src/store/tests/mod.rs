@@ -65,6 +65,7 @@ pub(super) fn synced(n: u64) -> SyncedFile {
         fingerprint: fp(n),
         file_id: 1000 + n as i64,
         synced_ms: 5,
+        sha256: None,
     }
 }
 
