@@ -186,3 +186,40 @@ async fn with_the_daemon_stopped_status_reads_the_job_store() {
     );
     assert_eq!(doc["health"], Value::Null);
 }
+
+/// Under systemd the daemon has `$RUNTIME_DIRECTORY` (its socket goes there) but an
+/// operator's shell does not: `status` and `jobs` with the same config file still
+/// reach the daemon, through the link it places in the state directory, which is
+/// gone again after it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_a_daemon_whose_socket_is_in_its_runtime_directory() {
+    let t = Tree::new("").await;
+    let run = t.dir.path().join("run");
+    std::fs::create_dir(&run).expect("mkdir run");
+    let run_var = run.to_str().expect("utf-8 path");
+    let daemon = t.start_daemon_env(0, &[("RUNTIME_DIRECTORY", run_var)]);
+    let socket = run.join("admin.sock");
+    wait_until(30, "the daemon's socket in $RUNTIME_DIRECTORY", || async {
+        socket.exists()
+    })
+    .await;
+    t.write("a.txt", &pattern(500, 4));
+    wait_until(30, "a.txt synced, seen by status from the daemon", || async {
+        let doc = status_json(&t).await;
+        assert_eq!(doc["source"], "daemon", "{doc:#}\n{}", t.daemon_log(0));
+        doc["daemon"]["totals"]["since_start"]["files"] == 1
+    })
+    .await;
+    let doc = status_json(&t).await;
+    assert_eq!(doc["daemon"]["running"], true, "{doc:#}");
+    let jobs = t.cli(&["jobs", "--json"]).await;
+    assert_eq!(jobs.code, Some(0), "{}", jobs.all());
+    let link = t.state_dir().join("admin.sock");
+    assert_eq!(std::fs::read_link(&link).expect("a link"), socket);
+
+    assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));
+    assert!(std::fs::symlink_metadata(&link).is_err(), "link removed");
+    assert!(!socket.exists(), "socket removed");
+    let doc = status_json(&t).await;
+    assert_eq!(doc["source"], "store", "{doc:#}");
+}
