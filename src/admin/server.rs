@@ -27,8 +27,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::AdminError;
-use super::link::SocketLink;
 use super::handle::{Owner, execute};
+use super::link::SocketLink;
 use super::protocol::{Envelope, ErrorKind, MAX_REQUEST_LINE, PROTOCOL_VERSION, Reply};
 use crate::daemon::health::Health;
 use crate::daemon::progress::Progress;
@@ -61,9 +61,10 @@ pub async fn serve(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, AdminError> {
-    let (listener, file) = tokio::task::spawn_blocking(move || prepare(&socket, group, link.as_deref()))
-        .await
-        .map_err(AdminError::Setup)??;
+    let (listener, file) =
+        tokio::task::spawn_blocking(move || prepare(&socket, group, link.as_deref()))
+            .await
+            .map_err(AdminError::Setup)??;
     let listener = UnixListener::from_std(listener).map_err(|source| AdminError::Io {
         path: file.path.clone(),
         source,

@@ -229,7 +229,15 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_a_plain_file_is_not() {
     let start = |cancel: CancellationToken| {
         let (socket, store) = (socket.clone(), Arc::new(Store::in_memory()));
         let progress = Arc::new(Progress::new());
-        serve(socket, None, None, store, Arc::new(health()), progress, cancel)
+        serve(
+            socket,
+            None,
+            None,
+            store,
+            Arc::new(health()),
+            progress,
+            cancel,
+        )
     };
     // A socket file nobody listens on: what a killed daemon leaves behind.
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));

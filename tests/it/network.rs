@@ -22,7 +22,7 @@ use cdf_syncd::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::daemon::{Tree, pattern};
+use crate::support::daemon::{Tree, pattern, terminate};
 use crate::support::emulator::sha256_hex;
 use crate::support::tls::TlsFront;
 
@@ -450,4 +450,93 @@ async fn https_proxy_from_the_environment_and_no_proxy_bypassing_it() {
     assert_synced(&t, &[("second.bin", pattern(90 * 1024, 6))]);
     assert_eq!(proxy.lines().len(), seen, "{:?}", proxy.lines());
     assert!(front.requests().len() > served, "still over TLS");
+}
+
+/// Without `[cdf] ca_file` the front's certificate is not trusted: `sync --once` gives
+/// up with the certificate named and the file still queued, the daemon pauses as "CDF
+/// unreachable" with the same explanation in `status`; with the CA file added the
+/// same queued file is uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_named_and_the_files_stay_queued() {
+    let t = Tree::new("").await;
+    let front = TlsFront::start(&t.cdf.emu.base_url()).await;
+    over_tls(&t, &front, "");
+    let bytes = pattern(80 * 1024, 7);
+    t.write("waiting.bin", &bytes);
+    let (ok, out) = sync_with_env(&t, &[]).await;
+    assert!(!ok, "{out}");
+    for needle in [
+        "certificate is not trusted (invalid peer certificate: UnknownIssuer)",
+        "[cdf] ca_file",
+        "the queued files stay queued",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in {out}");
+    }
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(t.cdf.emu.files().is_empty(), "nothing reached CDF");
+    assert!(front.requests().is_empty(), "no request got through");
+
+    let daemon = t.start_daemon_env(0, &proxy_vars_removed());
+    // Only then `status`: one that reads the store offline while the daemon starts
+    // holds the store's lock at that moment.
+    let socket = t.state_dir().join("admin.sock");
+    crate::support::daemon::wait_for(30, "the daemon's admin socket", || socket.exists()).await;
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    let shown = crate::support::poll_until(
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(50),
+        || async {
+            let out = t.cli(&["status", "--json"]).await;
+            let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+            let connection = &doc["daemon"]["connection"];
+            let shown = connection["state"] == "unreachable"
+                && connection["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("certificate is not trusted"))
+                && doc["counts"]["queued"] == 1;
+            *last.borrow_mut() = doc;
+            shown
+        },
+    )
+    .await;
+    assert!(
+        shown,
+        "status shows the certificate error: {:#}\n{}",
+        last.borrow(),
+        t.daemon_log(0)
+    );
+    assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));
+    let log = t.daemon_log(0);
+    assert!(!log.contains("panicked"), "{log}");
+
+    let ca = front.ca_file(t.dir.path());
+    let text = std::fs::read_to_string(&t.config).unwrap().replace(
+        "allow_insecure_http = false",
+        &format!(
+            "allow_insecure_http = false\nca_file = \"{}\"",
+            ca.display()
+        ),
+    );
+    std::fs::write(&t.config, text).unwrap();
+    let (ok, out) = sync_with_env(&t, &[]).await;
+    assert!(ok, "sync failed: {out}");
+    assert_synced(&t, &[("waiting.bin", bytes)]);
+}
+
+/// The environment's proxy variables, emptied (for a daemon started with extra
+/// variables: an empty value counts as unset).
+fn proxy_vars_removed() -> Vec<(&'static str, &'static str)> {
+    [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, ""))
+    .collect()
 }

@@ -204,11 +204,15 @@ async fn the_cli_finds_a_daemon_whose_socket_is_in_its_runtime_directory() {
     })
     .await;
     t.write("a.txt", &pattern(500, 4));
-    wait_until(30, "a.txt synced, seen by status from the daemon", || async {
-        let doc = status_json(&t).await;
-        assert_eq!(doc["source"], "daemon", "{doc:#}\n{}", t.daemon_log(0));
-        doc["daemon"]["totals"]["since_start"]["files"] == 1
-    })
+    wait_until(
+        30,
+        "a.txt synced, seen by status from the daemon",
+        || async {
+            let doc = status_json(&t).await;
+            assert_eq!(doc["source"], "daemon", "{doc:#}\n{}", t.daemon_log(0));
+            doc["daemon"]["totals"]["since_start"]["files"] == 1
+        },
+    )
     .await;
     let doc = status_json(&t).await;
     assert_eq!(doc["daemon"]["running"], true, "{doc:#}");
@@ -282,10 +286,14 @@ async fn watch_until(t: &Tree, extra: &[&str], frames: fn(&str) -> bool) -> Stri
 async fn status_watch_refreshes_until_stopped() {
     let t = Tree::new("").await;
     let daemon = t.start_daemon(0);
-    wait_until(30, "the daemon answers status", || async {
-        status_json(&t).await["source"] == "daemon"
+    // Not `status` before the socket is up: read offline, it would hold the store's
+    // lock while the daemon starts.
+    let socket = t.state_dir().join("admin.sock");
+    wait_until(30, "the daemon's admin socket", || async {
+        socket.exists()
     })
     .await;
+    assert_eq!(status_json(&t).await["source"], "daemon");
 
     const HOME: &str = "\x1b[H";
     let text = watch_until(&t, &[], |s| s.matches(HOME).count() >= 3).await;
@@ -302,7 +310,10 @@ async fn status_watch_refreshes_until_stopped() {
         .take(2)
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert!(docs.iter().all(|d| d["daemon"]["running"] == true), "{docs:#?}");
+    assert!(
+        docs.iter().all(|d| d["daemon"]["running"] == true),
+        "{docs:#?}"
+    );
     let made = |d: &Value| d["generated_ms"].as_i64().expect("generated_ms");
     assert!(made(&docs[1]) > made(&docs[0]), "{docs:#?}");
     assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));

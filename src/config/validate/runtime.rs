@@ -279,7 +279,8 @@ pub(super) fn admin(
         ),
         None => match systemd_dir(env, "RUNTIME_DIRECTORY").map(|d| d.join("admin.sock")) {
             Some(run) if run != in_state_dir => {
-                let link = (in_state_dir.as_os_str().len() <= SOCKET_PATH_MAX).then_some(in_state_dir);
+                let link =
+                    (in_state_dir.as_os_str().len() <= SOCKET_PATH_MAX).then_some(in_state_dir);
                 (Some(run).filter(|p| socket_fits(r, p, None)), link)
             }
             _ => (Some(in_state_dir).filter(|p| socket_fits(r, p, None)), None),

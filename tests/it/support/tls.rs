@@ -169,11 +169,7 @@ fn reply(status: u16, text: String) -> Response<Full<Bytes>> {
 
 /// A throwaway CA (its PEM) and a `localhost` / 127.0.0.1 server certificate chain
 /// signed by it, with the server's key.
-fn certificates() -> (
-    String,
-    Vec<CertificateDer<'static>>,
-    PrivateKeyDer<'static>,
-) {
+fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
         KeyUsagePurpose,
