@@ -13,6 +13,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::secret::Secret;
+use crate::transport_error::describe;
 
 /// How cdf-syncd authenticates.
 #[derive(Debug, Clone)]
@@ -207,9 +208,9 @@ impl TokenProvider {
             .form(form)
             .send()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(describe(&e)))?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
+        let body = resp.text().await.map_err(|e| unavailable(describe(&e)))?;
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             return Err(unavailable(format!("HTTP {status}")));
         }

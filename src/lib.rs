@@ -19,5 +19,6 @@ pub mod mapping;
 pub mod metrics;
 pub mod secret;
 pub mod store;
+pub mod transport_error;
 pub mod upload;
 pub mod watch;

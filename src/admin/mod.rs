@@ -12,6 +12,7 @@
 
 mod client;
 mod handle;
+mod link;
 pub mod protocol;
 mod server;
 mod status;
@@ -69,7 +70,8 @@ pub async fn start(
 ) -> Option<JoinHandle<()>> {
     let socket = settings.socket.clone();
     let group = settings.socket_group.clone();
-    match serve(socket, group, store, health, progress, cancel).await {
+    let link = settings.state_link.clone();
+    match serve(socket, group, link, store, health, progress, cancel).await {
         Ok(task) => Some(task),
         Err(e) => {
             tracing::error!(socket = %settings.socket.display(), error = %e,

@@ -9,7 +9,9 @@
 //!
 //! The socket file is replaced at start only when it is a socket nobody listens on (a
 //! previous daemon's), and removed when the server stops, even when its task is
-//! aborted, but never when another process has replaced it meanwhile.
+//! aborted, but never when another process has replaced it meanwhile. With a `link`
+//! (the default socket outside the state directory), `link.rs` also places
+//! `<state dir>/admin.sock` pointing to it.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AdminError;
 use super::handle::{Owner, execute};
+use super::link::SocketLink;
 use super::protocol::{Envelope, ErrorKind, MAX_REQUEST_LINE, PROTOCOL_VERSION, Reply};
 use crate::daemon::health::Health;
 use crate::daemon::progress::Progress;
@@ -47,18 +50,21 @@ struct Shared {
 
 /// Listens on `socket` until `cancel` fires; the socket file is removed when the
 /// returned task ends. `group`: the socket gets mode 0660 and this group (a name from
-/// `/etc/group` or a numeric gid); otherwise 0600.
+/// `/etc/group` or a numeric gid); otherwise 0600. `link`: a symlink to the socket
+/// placed there for as long as it listens.
 pub async fn serve(
     socket: PathBuf,
     group: Option<String>,
+    link: Option<PathBuf>,
     store: Arc<Store>,
     health: Arc<Health>,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, AdminError> {
-    let (listener, file) = tokio::task::spawn_blocking(move || prepare(&socket, group))
-        .await
-        .map_err(AdminError::Setup)??;
+    let (listener, file) =
+        tokio::task::spawn_blocking(move || prepare(&socket, group, link.as_deref()))
+            .await
+            .map_err(AdminError::Setup)??;
     let listener = UnixListener::from_std(listener).map_err(|source| AdminError::Io {
         path: file.path.clone(),
         source,
@@ -71,11 +77,12 @@ pub async fn serve(
     Ok(tokio::spawn(accept_loop(listener, file, shared, cancel)))
 }
 
-/// The socket file we created; removed on drop if it is still ours.
+/// The socket file we created; removed on drop if it is still ours (and its link).
 struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    link: Option<SocketLink>,
 }
 
 impl Drop for SocketFile {
@@ -89,7 +96,11 @@ impl Drop for SocketFile {
 }
 
 /// Removes a stale socket, binds, sets the mode and group. Blocks.
-fn prepare(path: &Path, group: Option<String>) -> Result<(StdListener, SocketFile), AdminError> {
+fn prepare(
+    path: &Path,
+    group: Option<String>,
+    link: Option<&Path>,
+) -> Result<(StdListener, SocketFile), AdminError> {
     let io_err = |source| AdminError::Io {
         path: path.to_owned(),
         source,
@@ -100,15 +111,17 @@ fn prepare(path: &Path, group: Option<String>) -> Result<(StdListener, SocketFil
         source,
     })?;
     let meta = std::fs::symlink_metadata(path).map_err(io_err)?;
-    let file = SocketFile {
+    let mut file = SocketFile {
         path: path.to_owned(),
         dev: meta.dev(),
         ino: meta.ino(),
+        link: None,
     };
     set_mode(path, 0o600).map_err(io_err)?;
     if let Some(group) = group {
         share_with_group(path, &group);
     }
+    file.link = link.and_then(|link| SocketLink::place(link, path));
     listener.set_nonblocking(true).map_err(io_err)?;
     Ok((listener, file))
 }

@@ -40,6 +40,7 @@ async fn server() -> Server {
     let task = serve(
         socket.clone(),
         None,
+        None,
         store.clone(),
         health,
         progress,
@@ -228,7 +229,15 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_a_plain_file_is_not() {
     let start = |cancel: CancellationToken| {
         let (socket, store) = (socket.clone(), Arc::new(Store::in_memory()));
         let progress = Arc::new(Progress::new());
-        serve(socket, None, store, Arc::new(health()), progress, cancel)
+        serve(
+            socket,
+            None,
+            None,
+            store,
+            Arc::new(health()),
+            progress,
+            cancel,
+        )
     };
     // A socket file nobody listens on: what a killed daemon leaves behind.
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
@@ -259,6 +268,7 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_a_plain_file_is_not() {
     let err = serve(
         missing,
         None,
+        None,
         store,
         health,
         progress,
@@ -286,6 +296,7 @@ async fn socket_group_gets_0660_and_an_unknown_group_leaves_it_private() {
         let task = serve(
             socket.clone(),
             Some(group.clone()),
+            None,
             store,
             Arc::new(health()),
             Arc::new(Progress::new()),

@@ -56,7 +56,8 @@ pub enum CdfError {
         endpoint: String,
         error: Box<ApiError>,
     },
-    #[error("{endpoint}: {source}")]
+    /// The request did not get a reply; the message names the innermost cause.
+    #[error("{endpoint}: {}", crate::transport_error::describe(source))]
     Transport {
         endpoint: String,
         #[source]

@@ -40,9 +40,9 @@ pub(super) enum Source {
 pub(super) enum JobsError {
     #[error(
         "cdf-syncd ({}) is running and owns the job store in {}, but its admin socket {} \
-         cannot be reached ({cause}); check [admin] socket in {} (under systemd with \
-         RuntimeDirectory=, set it explicitly so that this command finds the same path) \
-         and the daemon's log",
+         cannot be reached ({cause}); a daemon with its socket in $RUNTIME_DIRECTORY links \
+         it from the state directory, unless it could not (its log says why): check the \
+         daemon's log, or set [admin] socket in {} to one fixed path",
         pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}")),
         state.display(), socket.display(), config.display()
     )]

@@ -253,6 +253,10 @@ pub struct StateSettings {
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub socket: PathBuf,
+    /// `<state dir>/admin.sock`, when the default socket is elsewhere
+    /// (`$RUNTIME_DIRECTORY`): the daemon links it to `socket`, so that a CLI started
+    /// without that variable finds the daemon.
+    pub state_link: Option<PathBuf>,
     /// Group that gets 0660 on the socket; otherwise 0600.
     pub socket_group: Option<String>,
     pub metrics_listen: Option<SocketAddr>,

@@ -186,3 +186,135 @@ async fn with_the_daemon_stopped_status_reads_the_job_store() {
     );
     assert_eq!(doc["health"], Value::Null);
 }
+
+/// Under systemd the daemon has `$RUNTIME_DIRECTORY` (its socket goes there) but an
+/// operator's shell does not: `status` and `jobs` with the same config file still
+/// reach the daemon, through the link it places in the state directory, which is
+/// gone again after it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_a_daemon_whose_socket_is_in_its_runtime_directory() {
+    let t = Tree::new("").await;
+    let run = t.dir.path().join("run");
+    std::fs::create_dir(&run).expect("mkdir run");
+    let run_var = run.to_str().expect("utf-8 path");
+    let daemon = t.start_daemon_env(0, &[("RUNTIME_DIRECTORY", run_var)]);
+    let socket = run.join("admin.sock");
+    wait_until(30, "the daemon's socket in $RUNTIME_DIRECTORY", || async {
+        socket.exists()
+    })
+    .await;
+    t.write("a.txt", &pattern(500, 4));
+    wait_until(
+        30,
+        "a.txt synced, seen by status from the daemon",
+        || async {
+            let doc = status_json(&t).await;
+            assert_eq!(doc["source"], "daemon", "{doc:#}\n{}", t.daemon_log(0));
+            doc["daemon"]["totals"]["since_start"]["files"] == 1
+        },
+    )
+    .await;
+    let doc = status_json(&t).await;
+    assert_eq!(doc["daemon"]["running"], true, "{doc:#}");
+    let jobs = t.cli(&["jobs", "--json"]).await;
+    assert_eq!(jobs.code, Some(0), "{}", jobs.all());
+    let link = t.state_dir().join("admin.sock");
+    assert_eq!(std::fs::read_link(&link).expect("a link"), socket);
+
+    assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));
+    assert!(std::fs::symlink_metadata(&link).is_err(), "link removed");
+    assert!(!socket.exists(), "socket removed");
+    let doc = status_json(&t).await;
+    assert_eq!(doc["source"], "store", "{doc:#}");
+}
+
+/// Runs `status --watch <extra>` against `t`, reads its stdout until `frames` holds
+/// (given everything read so far) or 20 s pass, and checks it is still running
+/// before killing it. Returns what it printed.
+async fn watch_until(t: &Tree, extra: &[&str], frames: fn(&str) -> bool) -> String {
+    use std::io::Read as _;
+    let mut cmd = std::process::Command::new(crate::support::cli::binary());
+    cmd.args(["status", "--watch"])
+        .args(extra)
+        .arg("--config")
+        .arg(&t.config)
+        .env_clear()
+        .env("IT_SECRET", "demo-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn status --watch");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut text = Vec::new();
+        while !frames(&String::from_utf8_lossy(&text)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => text.extend(chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "status --watch stopped printing or exited ({:?}): {:?}",
+                        child.wait(),
+                        String::from_utf8_lossy(&text)
+                    );
+                }
+            }
+        }
+        let running = child.try_wait().expect("try_wait").is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(running, "status --watch exited after its frames");
+        String::from_utf8_lossy(&text).into_owned()
+    })
+    .await
+    .expect("join")
+}
+
+/// `status --watch` keeps redrawing (cursor home, the table, clear the rest) and
+/// `--watch --json` keeps printing one document per line, each made anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_refreshes_until_stopped() {
+    let t = Tree::new("").await;
+    let daemon = t.start_daemon(0);
+    // Not `status` before the socket is up: read offline, it would hold the store's
+    // lock while the daemon starts.
+    let socket = t.state_dir().join("admin.sock");
+    wait_until(30, "the daemon's admin socket", || async {
+        socket.exists()
+    })
+    .await;
+    assert_eq!(status_json(&t).await["source"], "daemon");
+
+    const HOME: &str = "\x1b[H";
+    let text = watch_until(&t, &[], |s| s.matches(HOME).count() >= 3).await;
+    assert!(text.starts_with("\x1b[2J"), "{text:?}");
+    let frames: Vec<&str> = text.split(HOME).skip(1).collect();
+    for frame in &frames[..2] {
+        assert!(frame.starts_with("daemon:     running"), "{frame:?}");
+        assert!(frame.ends_with("\x1b[J"), "a whole frame: {frame:?}");
+    }
+
+    let text = watch_until(&t, &["--json"], |s| s.matches('\n').count() >= 2).await;
+    let docs: Vec<Value> = text
+        .lines()
+        .take(2)
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        docs.iter().all(|d| d["daemon"]["running"] == true),
+        "{docs:#?}"
+    );
+    let made = |d: &Value| d["generated_ms"].as_i64().expect("generated_ms");
+    assert!(made(&docs[1]) > made(&docs[0]), "{docs:#?}");
+    assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));
+}

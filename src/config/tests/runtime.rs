@@ -241,16 +241,23 @@ fn state_and_admin_defaults_follow_systemd_directories() {
         s.admin.socket,
         std::path::Path::new("/var/lib/cdf-syncd-x/admin.sock")
     );
+    assert_eq!(s.admin.state_link, None);
     let s = parse_env(&text, &[("RUNTIME_DIRECTORY", "/run/cdf-syncd")]);
     assert_eq!(
         s.admin.socket,
         std::path::Path::new("/run/cdf-syncd/admin.sock")
+    );
+    // Linked from where a CLI without $RUNTIME_DIRECTORY looks.
+    assert_eq!(
+        s.admin.state_link.as_deref(),
+        Some(s.state.dir.join("admin.sock").as_path())
     );
     let s = ok(&tail(
         "[state]\ndir = \"/srv/state\"\n[admin]\nsocket = \"/run/x.sock\"\nsocket_group = \"ops\"\nmetrics_listen = \"127.0.0.1:9464\"\nshutdown_grace = \"5s\"",
     ));
     assert_eq!(s.state.dir, std::path::Path::new("/srv/state"));
     assert_eq!(s.admin.socket, std::path::Path::new("/run/x.sock"));
+    assert_eq!(s.admin.state_link, None);
     assert_eq!(
         s.admin.metrics_listen,
         Some("127.0.0.1:9464".parse().unwrap())

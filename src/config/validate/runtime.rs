@@ -269,12 +269,22 @@ pub(super) fn admin(
     state_dir: &Path,
     env: Lookup,
 ) -> Option<AdminSettings> {
-    let socket = match &a.socket {
-        Some(s) => absolute(r, s, "admin.socket").filter(|p| socket_fits(r, p, Some(s.span()))),
-        None => {
-            let dir = systemd_dir(env, "RUNTIME_DIRECTORY").unwrap_or_else(|| state_dir.to_owned());
-            Some(dir.join("admin.sock")).filter(|p| socket_fits(r, p, None))
-        }
+    // Default: `$RUNTIME_DIRECTORY/admin.sock` (systemd's RuntimeDirectory=), linked
+    // from `<state dir>/admin.sock`, which is where a CLI without that variable looks.
+    let in_state_dir = state_dir.join("admin.sock");
+    let (socket, state_link) = match &a.socket {
+        Some(s) => (
+            absolute(r, s, "admin.socket").filter(|p| socket_fits(r, p, Some(s.span()))),
+            None,
+        ),
+        None => match systemd_dir(env, "RUNTIME_DIRECTORY").map(|d| d.join("admin.sock")) {
+            Some(run) if run != in_state_dir => {
+                let link =
+                    (in_state_dir.as_os_str().len() <= SOCKET_PATH_MAX).then_some(in_state_dir);
+                (Some(run).filter(|p| socket_fits(r, p, None)), link)
+            }
+            _ => (Some(in_state_dir).filter(|p| socket_fits(r, p, None)), None),
+        },
     };
     let socket_group = a
         .socket_group
@@ -312,6 +322,7 @@ pub(super) fn admin(
     }
     Some(AdminSettings {
         socket: socket?,
+        state_link,
         socket_group: socket_group.map_or(Some(None), |v| v.map(Some))?,
         metrics_listen: metrics_listen.map_or(Some(None), |v| v.map(Some))?,
         shutdown_grace: shutdown_grace?,

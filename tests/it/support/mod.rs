@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod emulator;
+pub mod tls;
 pub mod unshare;
 
 /// Polls `cond` every 20 ms until it holds; panics after `secs` seconds naming `what`.
