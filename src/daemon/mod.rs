@@ -18,6 +18,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -199,9 +200,14 @@ async fn serve_metrics(
     }
 }
 
+/// How long a start waits for the state directory's lock: `status`, `jobs` and friends
+/// hold it for a moment when they read a stopped daemon's store.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Opens the job store off the runtime. A state directory that cannot take writes (a
-/// full disk) is waited for in daemon mode, so that systemd does not restart-loop;
-/// `None` when cancelled meanwhile.
+/// full disk) is waited for in daemon mode, so that systemd does not restart-loop; a
+/// lock held by another process for up to [`LOCK_PATIENCE`] (a CLI reading the store
+/// just then). `None` when cancelled meanwhile.
 async fn open_store(
     settings: &Settings,
     mode: Mode,
@@ -209,6 +215,7 @@ async fn open_store(
 ) -> Result<Option<Store>, DaemonError> {
     let retry = settings.upload.retry;
     let mut wait = retry.initial_backoff;
+    let started = std::time::Instant::now();
     loop {
         let dir = settings.state.dir.clone();
         let opened =
@@ -217,6 +224,13 @@ async fn open_store(
                 .map_err(|e| DaemonError::Internal(format!("opening the job store: {e}")))?;
         match opened {
             Ok(store) => return Ok(Some(store)),
+            Err(e @ StoreError::Locked { .. }) if started.elapsed() < LOCK_PATIENCE => {
+                tracing::debug!(error = %e, "the state directory is locked; waiting");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    () = cancel.cancelled() => return Ok(None),
+                }
+            }
             Err(e) if e.is_unwritable() && mode == Mode::Daemon => {
                 tracing::error!(error = %e, retry_in = ?wait,
                     "cannot open the job store; free space in (or fix) the [state] dir, cdf-syncd keeps trying");
