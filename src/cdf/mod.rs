@@ -10,6 +10,7 @@
 
 pub mod bandwidth;
 mod error;
+pub mod extpipes;
 pub mod limits;
 mod network;
 mod put;

@@ -24,7 +24,9 @@ fn remote_tables_replace_the_local_ones_and_absent_ones_stay() {
     let local = local();
     let merged = merge_remote(
         &local,
-        &remote("[[roots]]\nid = \"far\"\npath = \"/srv/far\"\n\n[upload]\nmax_concurrent_files = 9\n"),
+        &remote(
+            "[[roots]]\nid = \"far\"\npath = \"/srv/far\"\n\n[upload]\nmax_concurrent_files = 9\n",
+        ),
     )
     .expect("valid");
     assert_eq!(merged.roots.len(), 1);
@@ -51,13 +53,22 @@ fn remote_errors_name_the_revision_line_and_key() {
         "{text}"
     );
     let errs = merge_remote(&local(), &remote("[cdf]\nproject = \"other\"\n")).expect_err("x");
-    assert!(errs.to_string().contains("remote config (revision 7):1"), "{errs}");
-    let errs = merge_remote(&local(), &remote("[[roots]]\nid = \"s\"\npath = \"/var/lib/syncd/x\"\n"))
-        .expect_err("overlaps the state dir");
+    assert!(
+        errs.to_string().contains("remote config (revision 7):1"),
+        "{errs}"
+    );
+    let errs = merge_remote(
+        &local(),
+        &remote("[[roots]]\nid = \"s\"\npath = \"/var/lib/syncd/x\"\n"),
+    )
+    .expect_err("overlaps the state dir");
     assert!(errs.to_string().contains("state directory"), "{errs}");
     // No substitution: `${VAR}` is text (and here a relative path).
-    let errs = merge_remote(&local(), &remote("[[roots]]\nid = \"s\"\npath = \"${HIDDEN}\"\n"))
-        .expect_err("relative");
+    let errs = merge_remote(
+        &local(),
+        &remote("[[roots]]\nid = \"s\"\npath = \"${HIDDEN}\"\n"),
+    )
+    .expect_err("relative");
     assert!(!errs.to_string().contains("hunter2"), "{errs}");
 }
 
@@ -93,7 +104,11 @@ fn pipeline_intervals_default_and_need_their_feature() {
     let t = s.cdf.pipeline_timing;
     assert_eq!(
         (t.heartbeat, t.failure_after, t.remote_config_interval),
-        (Duration::from_secs(2), Duration::from_secs(3), Duration::from_secs(4))
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+            Duration::from_secs(4)
+        )
     );
     check(
         &config("extraction_pipeline_heartbeat = \"5s\"", AUTH, "", ""),
@@ -102,13 +117,23 @@ fn pipeline_intervals_default_and_need_their_feature() {
         "without `extraction_pipeline`",
     );
     check(
-        &config("extraction_pipeline = \"gw\"\nremote_config_interval = \"5s\"", AUTH, "", ""),
+        &config(
+            "extraction_pipeline = \"gw\"\nremote_config_interval = \"5s\"",
+            AUTH,
+            "",
+            "",
+        ),
         "remote_config_interval",
         "cdf.remote_config_interval",
         "without `remote_config = true`",
     );
     check(
-        &config("extraction_pipeline = \"gw\"\nextraction_pipeline_failure_after = \"10ms\"", AUTH, "", ""),
+        &config(
+            "extraction_pipeline = \"gw\"\nextraction_pipeline_failure_after = \"10ms\"",
+            AUTH,
+            "",
+            "",
+        ),
         "extraction_pipeline_failure_after",
         "cdf.extraction_pipeline_failure_after",
         "too short",

@@ -72,20 +72,57 @@ fn pipeline_timing(r: &mut Report, c: &RawCdf) -> Option<PipelineTiming> {
     const MIN: Duration = Duration::from_secs(1);
     let remote = c.remote_config.as_ref().is_some_and(|v| *v.get_ref());
     let keys = [
-        (&c.extraction_pipeline_heartbeat, "cdf.extraction_pipeline_heartbeat", c.extraction_pipeline.is_some(), "extraction_pipeline"),
-        (&c.extraction_pipeline_failure_after, "cdf.extraction_pipeline_failure_after", c.extraction_pipeline.is_some(), "extraction_pipeline"),
-        (&c.remote_config_interval, "cdf.remote_config_interval", remote, "remote_config = true"),
+        (
+            &c.extraction_pipeline_heartbeat,
+            "cdf.extraction_pipeline_heartbeat",
+            c.extraction_pipeline.is_some(),
+            "extraction_pipeline",
+        ),
+        (
+            &c.extraction_pipeline_failure_after,
+            "cdf.extraction_pipeline_failure_after",
+            c.extraction_pipeline.is_some(),
+            "extraction_pipeline",
+        ),
+        (
+            &c.remote_config_interval,
+            "cdf.remote_config_interval",
+            remote,
+            "remote_config = true",
+        ),
     ];
     for (value, key, enabled, needs) in keys {
         if let Some(v) = value.as_ref().filter(|_| !enabled) {
-            r.at(v.span(), key, format!("has no effect without `{needs}` in [cdf]"));
+            r.at(
+                v.span(),
+                key,
+                format!("has no effect without `{needs}` in [cdf]"),
+            );
         }
     }
     let d = PipelineTiming::default();
     Some(PipelineTiming {
-        heartbeat: duration(r, c.extraction_pipeline_heartbeat.as_ref(), "cdf.extraction_pipeline_heartbeat", d.heartbeat, MIN)?,
-        failure_after: duration(r, c.extraction_pipeline_failure_after.as_ref(), "cdf.extraction_pipeline_failure_after", d.failure_after, MIN)?,
-        remote_config_interval: duration(r, c.remote_config_interval.as_ref(), "cdf.remote_config_interval", d.remote_config_interval, MIN)?,
+        heartbeat: duration(
+            r,
+            c.extraction_pipeline_heartbeat.as_ref(),
+            "cdf.extraction_pipeline_heartbeat",
+            d.heartbeat,
+            MIN,
+        )?,
+        failure_after: duration(
+            r,
+            c.extraction_pipeline_failure_after.as_ref(),
+            "cdf.extraction_pipeline_failure_after",
+            d.failure_after,
+            MIN,
+        )?,
+        remote_config_interval: duration(
+            r,
+            c.remote_config_interval.as_ref(),
+            "cdf.remote_config_interval",
+            d.remote_config_interval,
+            MIN,
+        )?,
     })
 }
 
