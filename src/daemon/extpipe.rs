@@ -149,6 +149,14 @@ pub(super) async fn remote_at_start(
     Ok(start)
 }
 
+/// A remote config that could not be read at start is asked for again soon.
+fn first_remote_check(seen: RemoteSeen, timing: PipelineTiming) -> Duration {
+    match seen {
+        RemoteSeen::Nothing => timing.remote_config_interval.min(REMOTE_RETRY),
+        RemoteSeen::Missing | RemoteSeen::Revision(_) => timing.remote_config_interval,
+    }
+}
+
 fn refused(config: &RemoteConfig, errors: &ConfigErrors) -> String {
     let list: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
     format!(
@@ -188,7 +196,7 @@ pub(super) fn spawn(
         permanent: false,
         remote_seen: start.seen,
         remote_refused: start.problem.is_some(),
-        next_remote_check: now + settings.cdf.pipeline_timing.remote_config_interval,
+        next_remote_check: now + first_remote_check(start.seen, settings.cdf.pipeline_timing),
     };
     let revision = start
         .applied
