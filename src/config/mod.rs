@@ -16,6 +16,7 @@ pub mod filter;
 pub mod limits;
 pub mod mime;
 mod raw;
+mod remote;
 pub mod schedule;
 pub mod secrets;
 pub mod settings;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use filter::PathFilter;
+pub use remote::{RemoteConfig, merge_remote};
 pub use secrets::{SecretError, SecretSource, read_secret_file};
 pub use settings::*;
 

@@ -47,10 +47,23 @@ pub(crate) struct RawCdf {
     pub allow_insecure_http: bool,
     pub extraction_pipeline: Option<Str>,
     pub remote_config: Option<Spanned<bool>>,
+    pub extraction_pipeline_heartbeat: Option<Spanned<Dur>>,
+    pub extraction_pipeline_failure_after: Option<Spanned<Dur>>,
+    pub remote_config_interval: Option<Spanned<Dur>>,
     pub proxy: Option<Str>,
     pub ca_file: Option<Str>,
     pub upload_url_host: Option<Str>,
     pub auth: Option<Spanned<RawAuth>>,
+}
+
+/// A remote configuration (the extraction pipeline's config): only the tables a
+/// running daemon can take from it. An absent table keeps the local file's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRemote {
+    pub roots: Option<Vec<Spanned<RawRoot>>>,
+    pub sync: Option<RawSync>,
+    pub upload: Option<RawUpload>,
 }
 
 #[derive(Debug, Deserialize)]

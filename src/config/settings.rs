@@ -33,6 +33,9 @@ pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_PIPELINE_HEARTBEAT: Duration = Duration::from_secs(600);
+pub const DEFAULT_PIPELINE_FAILURE_AFTER: Duration = Duration::from_secs(600);
+pub const DEFAULT_REMOTE_CONFIG_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_VIEW: (&str, &str, &str) = ("cdf_cdm", "CogniteFile", "v1");
 
 /// The whole validated configuration.
@@ -61,12 +64,37 @@ pub struct CdfSettings {
     pub extraction_pipeline: Option<String>,
     /// Read roots/upload settings from the extraction pipeline's remote config.
     pub remote_config: bool,
+    /// Heartbeat, failure threshold and remote-config interval of the pipeline reporter.
+    pub pipeline_timing: PipelineTiming,
     /// Explicit proxy; `HTTPS_PROXY`/`NO_PROXY` apply when unset.
     pub proxy: Option<Url>,
     /// Extra PEM CA certificates to trust (corporate TLS inspection).
     pub ca_file: Option<PathBuf>,
     /// Replace the host (and port) of upload URLs with this (Private Link), `host[:port]`.
     pub upload_url_host: Option<String>,
+}
+
+/// `[cdf] extraction_pipeline_heartbeat`, `extraction_pipeline_failure_after` and
+/// `remote_config_interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineTiming {
+    /// A `seen` run this often while the pipeline is healthy (extractor-utils: 600 s).
+    pub heartbeat: Duration,
+    /// A pause (CDF unreachable, throttled, state unwritable) longer than this is a
+    /// `failure` run; rejected credentials are one at once.
+    pub failure_after: Duration,
+    /// How often the remote config is read again (extractor-utils: 300 s).
+    pub remote_config_interval: Duration,
+}
+
+impl Default for PipelineTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat: DEFAULT_PIPELINE_HEARTBEAT,
+            failure_after: DEFAULT_PIPELINE_FAILURE_AFTER,
+            remote_config_interval: DEFAULT_REMOTE_CONFIG_INTERVAL,
+        }
+    }
 }
 
 /// Classic Files or CogniteFile nodes in a data-modeling space.

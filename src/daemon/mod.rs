@@ -6,6 +6,7 @@
 //! that ends when every root was scanned and every job settled. Shutdown cancels the
 //! token: intake stops, workers stop between parts, the store is flushed.
 
+mod extpipe;
 mod hashes;
 pub mod health;
 mod intake;
@@ -50,6 +51,8 @@ pub enum DaemonError {
     Watch(String),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    RemoteConfig(String),
     #[error("root `{root}`: no data set with externalId `{external_id}` in CDF")]
     UnknownDataSet { root: String, external_id: String },
 }
@@ -86,6 +89,8 @@ pub async fn run_reloadable(
     let store = Arc::new(store);
     let env = |name: &str| std::env::var(name).ok();
     let client = CdfClient::new(ClientConfig::from_settings(&settings, &env)?)?;
+    let start = extpipe::remote_at_start(&client, settings, mode).await?;
+    let settings = start.settings.clone();
     let data_sets = resolve_data_sets(&client, &settings).await?;
     let retry = settings.upload.retry;
     let health = Arc::new(health::Health::new(
@@ -119,10 +124,21 @@ pub async fn run_reloadable(
         watch: std::sync::Mutex::new(watch.control),
         progress: progress.clone(),
     });
+    let (remote_tx, remote) = mpsc::channel(1);
+    let reporter = match mode {
+        Mode::Daemon => extpipe::spawn(ctx.clone(), &start, remote_tx, cancel.clone()),
+        Mode::Once => None,
+    };
+    let sources = reload::Sources {
+        updates,
+        remote,
+        local: start.local,
+        applied: start.applied,
+    };
     // The reloader owns the watcher from here on (it restarts it on SIGHUP).
     let watcher = tokio::spawn(reload::run(
         ctx.clone(),
-        updates,
+        sources,
         tx,
         (watcher, watch.counters.clone()),
         watch_cancel,
@@ -165,6 +181,9 @@ pub async fn run_reloadable(
     cancel.cancel();
     let _ = watcher.await;
     let _ = intake.await;
+    if let Some(reporter) = reporter {
+        let _ = reporter.await;
+    }
     if let Some(admin) = admin {
         let _ = admin.await; // removes the socket file
     }

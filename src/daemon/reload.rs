@@ -7,42 +7,117 @@
 //! bandwidth limit and its schedule, retries. Attempts already running keep the
 //! configuration they started with. What the running daemon is built on (`[cdf]`,
 //! `[state]`, `[admin]`, `[log]`) takes effect at the next restart, with a WARN.
+//!
+//! With `[cdf] remote_config = true` a second source feeds the same path: a new
+//! revision of the extraction pipeline's config (from `extpipe`), merged over the
+//! local file (`config::merge_remote`). The reloader keeps both halves, so a SIGHUP
+//! re-merges the new local file with the remote config in force, and a new remote
+//! revision merges with the latest local file. A revision that does not validate is
+//! refused (the caller learns why) and the running configuration stays.
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{ConfigErrors, RemoteConfig, Settings, merge_remote};
 use crate::watch::{WatchCounters, WatchError, WatchEvent};
 
 use super::worker::Ctx;
 
 pub(super) type WatcherTask = JoinHandle<Result<(), WatchError>>;
 
-/// Applies each new configuration from `updates` until `cancel` fires; then stops the
+/// A new revision of the remote config to apply; `reply` says whether it was.
+pub(crate) struct RemoteApply {
+    pub config: RemoteConfig,
+    pub reply: oneshot::Sender<Result<(), ConfigErrors>>,
+}
+
+/// Where new configurations come from, and what is in force at start.
+pub(super) struct Sources {
+    /// SIGHUP: the local file, read and validated again.
+    pub updates: mpsc::Receiver<Settings>,
+    /// New remote-config revisions (never sends without `remote_config`).
+    pub remote: mpsc::Receiver<RemoteApply>,
+    /// The local file's settings the daemon started with (before any remote config).
+    pub local: Settings,
+    /// The remote config merged into the settings in force at start.
+    pub applied: Option<RemoteConfig>,
+}
+
+/// One new configuration.
+enum Change {
+    Local(Box<Settings>),
+    Remote(RemoteApply),
+}
+
+/// Applies each new configuration from `sources` until `cancel` fires; then stops the
 /// watcher it runs and waits for it.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
-    mut updates: mpsc::Receiver<Settings>,
+    sources: Sources,
     events: mpsc::Sender<WatchEvent>,
     (mut watcher, counters): (WatcherTask, Arc<WatchCounters>),
     mut watch_cancel: CancellationToken,
     cancel: CancellationToken,
 ) {
+    let Sources {
+        mut updates,
+        mut remote,
+        mut local,
+        mut applied,
+    } = sources;
+    let (mut updates_open, mut remote_open) = (true, true);
     loop {
-        let new = tokio::select! {
+        let change = tokio::select! {
             () = cancel.cancelled() => break,
-            update = updates.recv() => match update {
-                Some(new) => new,
+            update = updates.recv(), if updates_open => match update {
+                Some(new) => Change::Local(Box::new(new)),
                 None => {
-                    cancel.cancelled().await;
-                    break;
+                    updates_open = false;
+                    continue;
+                }
+            },
+            update = remote.recv(), if remote_open => match update {
+                Some(new) => Change::Remote(new),
+                None => {
+                    remote_open = false;
+                    continue;
                 }
             },
         };
-        let new = Arc::new(keep_fixed_parts(&ctx.settings(), new));
+        let (new, reply, source) = match change {
+            Change::Local(new) => {
+                let new = keep_fixed_parts(&ctx.settings(), *new);
+                let merged = match &applied {
+                    Some(remote) => match merge_remote(&new, remote) {
+                        Ok(merged) => merged,
+                        Err(errors) => {
+                            tracing::error!(
+                                "configuration reload refused: the remote config does not fit the reloaded file; the running configuration stays:\n{errors}"
+                            );
+                            continue;
+                        }
+                    },
+                    None => new.clone(),
+                };
+                local = new;
+                (merged, None, "the local file".to_owned())
+            }
+            Change::Remote(RemoteApply { config, reply }) => match merge_remote(&local, &config) {
+                Ok(merged) => {
+                    let source = config.origin();
+                    applied = Some(config);
+                    (merged, Some(reply), source)
+                }
+                Err(errors) => {
+                    let _ = reply.send(Err(errors));
+                    continue;
+                }
+            },
+        };
+        let new = Arc::new(new);
         ctx.health.set_max(
             new.upload.max_concurrent_files,
             new.upload.max_parallel_parts,
@@ -73,12 +148,16 @@ pub(super) async fn run(
             }
         };
         tracing::info!(
+            from = %source,
             roots = new.roots.len(),
             max_concurrent_files = new.upload.max_concurrent_files,
             max_rate = ?new.upload.max_rate,
             "configuration reloaded"
         );
         ctx.health.nudge();
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
+        }
     }
     watch_cancel.cancel();
     let _ = watcher.await;

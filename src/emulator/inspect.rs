@@ -8,7 +8,7 @@
 //!   starting right after this reply has been sent.
 //! - `GET /_emulator/extpipe-runs`: the extraction-pipeline runs posted.
 //! - `POST /_emulator/reset`: forget all files (and CogniteFile nodes), uploads,
-//!   counters, faults and runs (access tokens stay valid).
+//!   counters, faults, runs and pipeline configs (access tokens stay valid).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -172,6 +172,7 @@ async fn reset(AxState(state): AxState<Arc<State>>) -> Response {
     lock(&state.instance_visible_at).clear();
     lock(&state.nodes).clear();
     lock(&state.extpipe_runs).clear();
+    lock(&state.extpipe_configs).clear();
     lock(&state.datasets).clear();
     *lock(&state.faults) = Faults::default();
     reset_counters(&state);

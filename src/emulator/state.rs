@@ -375,6 +375,8 @@ pub(crate) struct State {
     pub faults: Mutex<Faults>,
     pub counters: Counters,
     pub extpipe_runs: Mutex<Vec<Value>>,
+    /// Extraction-pipeline config revisions by pipeline externalId, oldest first.
+    pub extpipe_configs: Mutex<HashMap<String, Vec<super::extpipes::ConfigRevision>>>,
     /// Data sets (`POST datasets`), for externalId lookups.
     pub datasets: Mutex<Vec<super::datasets::DataSet>>,
     pub content: ContentStore,
@@ -397,6 +399,7 @@ impl State {
             faults: Mutex::new(faults),
             counters: Counters::default(),
             extpipe_runs: Mutex::default(),
+            extpipe_configs: Mutex::default(),
             datasets: Mutex::default(),
             content,
             down: super::server::DownSwitch::default(),

@@ -14,6 +14,7 @@ mod dm;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
+mod extpipe;
 mod hash;
 mod jobs_cli;
 mod metrics;

@@ -568,6 +568,34 @@ def test_token_refresh(short_token_emulator: Emulator, uid: str) -> None:
     assert calls >= 2
 
 
+# --- extraction pipelines -------------------------------------------------------------------
+
+
+def test_extraction_pipeline_config_revisions(client: CogniteClient, emulator: Emulator, uid: str) -> None:
+    """cdf-syncd's remote config: revisions created and read back as the SDK does it."""
+    from cognite.client.data_classes import ExtractionPipelineConfigWrite
+
+    with pytest.raises(CogniteAPIError) as err:
+        client.extraction_pipelines.config.retrieve(external_id=uid)
+    assert err.value.code == 404
+    first = client.extraction_pipelines.config.create(
+        ExtractionPipelineConfigWrite(external_id=uid, config='[upload]\nmax_concurrent_files = 2\n', description="one")
+    )
+    second = client.extraction_pipelines.config.create(ExtractionPipelineConfigWrite(external_id=uid, config="[sync]\n"))
+    assert (first.revision, second.revision) == (1, 2)
+    latest = client.extraction_pipelines.config.retrieve(external_id=uid)
+    assert (latest.external_id, latest.revision, latest.config) == (uid, 2, "[sync]\n")
+    assert latest.created_time >= first.created_time
+    old = client.extraction_pipelines.config.retrieve(external_id=uid, revision=1)
+    assert (old.config, old.description) == ('[upload]\nmax_concurrent_files = 2\n', "one")
+    assert [r.revision for r in client.extraction_pipelines.config.list(external_id=uid)] == [2, 1]
+    reverted = client.extraction_pipelines.config.revert(external_id=uid, revision=1)
+    assert (reverted.revision, reverted.config) == (3, old.config)
+    counters = emulator.counters()
+    assert request_count(counters, "GET extpipes/config", "2") == 2
+    assert request_count(counters, "POST extpipes/config", "2") == 2
+
+
 # --- auth errors in the shapes the SDK understands ------------------------------------------
 
 

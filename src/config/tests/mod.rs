@@ -3,6 +3,7 @@
 //! asserts the key, the line and the message, so it fails if the rule is removed.
 
 mod cdf;
+mod remote;
 mod roots;
 mod runtime;
 

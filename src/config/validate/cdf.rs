@@ -6,13 +6,14 @@ use reqwest::Url;
 use toml::Spanned;
 
 use std::path::Path;
+use std::time::Duration;
 
-use super::{absolute, identifier, normalize, text};
+use super::{absolute, duration, identifier, normalize, text};
 use crate::config::error::Report;
 use crate::config::raw::{RawAuth, RawCdf, RawView, Str};
 use crate::config::secrets::SecretSource;
 use crate::config::settings::{
-    AuthSettings, CdfSettings, ClientCredentials, Target, TargetKind, ViewRef,
+    AuthSettings, CdfSettings, ClientCredentials, PipelineTiming, Target, TargetKind, ViewRef,
 };
 
 const RESERVED_SPACES: [&str; 8] = [
@@ -47,6 +48,7 @@ pub(super) fn cdf(r: &mut Report, raw: &Spanned<RawCdf>) -> Option<CdfSettings> 
             "remote_config = true needs `extraction_pipeline` (the pipeline whose config is read)",
         );
     }
+    let pipeline_timing = pipeline_timing(r, c);
     let proxy = c.proxy.as_ref().map(|s| url(r, s, "cdf.proxy", true));
     let ca_file = c.ca_file.as_ref().map(|s| absolute(r, s, "cdf.ca_file"));
     let upload_url_host = c.upload_url_host.as_ref().map(|s| host(r, s));
@@ -58,9 +60,69 @@ pub(super) fn cdf(r: &mut Report, raw: &Spanned<RawCdf>) -> Option<CdfSettings> 
         auth: auth?,
         extraction_pipeline: extraction_pipeline.map_or(Some(None), |v| v.map(Some))?,
         remote_config,
+        pipeline_timing: pipeline_timing?,
         proxy: proxy.map_or(Some(None), |v| v.map(Some))?,
         ca_file: ca_file.map_or(Some(None), |v| v.map(Some))?,
         upload_url_host: upload_url_host.map_or(Some(None), |v| v.map(Some))?,
+    })
+}
+
+/// The pipeline reporter's intervals; each key needs the feature it tunes.
+fn pipeline_timing(r: &mut Report, c: &RawCdf) -> Option<PipelineTiming> {
+    const MIN: Duration = Duration::from_secs(1);
+    let remote = c.remote_config.as_ref().is_some_and(|v| *v.get_ref());
+    let keys = [
+        (
+            &c.extraction_pipeline_heartbeat,
+            "cdf.extraction_pipeline_heartbeat",
+            c.extraction_pipeline.is_some(),
+            "extraction_pipeline",
+        ),
+        (
+            &c.extraction_pipeline_failure_after,
+            "cdf.extraction_pipeline_failure_after",
+            c.extraction_pipeline.is_some(),
+            "extraction_pipeline",
+        ),
+        (
+            &c.remote_config_interval,
+            "cdf.remote_config_interval",
+            remote,
+            "remote_config = true",
+        ),
+    ];
+    for (value, key, enabled, needs) in keys {
+        if let Some(v) = value.as_ref().filter(|_| !enabled) {
+            r.at(
+                v.span(),
+                key,
+                format!("has no effect without `{needs}` in [cdf]"),
+            );
+        }
+    }
+    let d = PipelineTiming::default();
+    Some(PipelineTiming {
+        heartbeat: duration(
+            r,
+            c.extraction_pipeline_heartbeat.as_ref(),
+            "cdf.extraction_pipeline_heartbeat",
+            d.heartbeat,
+            MIN,
+        )?,
+        failure_after: duration(
+            r,
+            c.extraction_pipeline_failure_after.as_ref(),
+            "cdf.extraction_pipeline_failure_after",
+            d.failure_after,
+            MIN,
+        )?,
+        remote_config_interval: duration(
+            r,
+            c.remote_config_interval.as_ref(),
+            "cdf.remote_config_interval",
+            d.remote_config_interval,
+            MIN,
+        )?,
     })
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Report;
-use super::raw::{RawConfig, Str};
+use super::raw::{RawConfig, RawRemote, Str};
 use super::settings::{DEFAULT_STATE_DIR, Settings, Target};
 use super::values::Dur;
 
@@ -65,6 +65,46 @@ pub(crate) fn settings(raw: &RawConfig, r: &mut Report, env: Lookup) -> Option<S
         admin: admin?,
         log: log?,
     })
+}
+
+/// The tables of a remote config validated over `local`: each one present replaces
+/// the local one; `None` when anything was reported.
+pub(crate) fn remote(raw: &RawRemote, r: &mut Report, local: &Settings) -> Option<Settings> {
+    let is_dm = matches!(local.cdf.target, Target::DataModeling { .. });
+    let roots: Option<Vec<_>> = raw.roots.as_ref().map(|roots| {
+        roots
+            .iter()
+            .enumerate()
+            .map(|(i, root)| root::root(r, i, root, is_dm))
+            .collect()
+    });
+    let sync = raw.sync.as_ref().map(|s| runtime::sync(r, s));
+    let upload = raw
+        .upload
+        .as_ref()
+        .map(|u| runtime::upload(r, u, local.cdf.allow_insecure_http));
+    match &raw.roots {
+        Some(raw_roots) => root::cross_check(r, raw_roots, Some(&local.state.dir), false),
+        None if local.roots.is_empty() => r.nowhere(
+            "roots",
+            "no [[roots]] here nor in the local file: add at least one [[roots]] table with `id` and `path`",
+        ),
+        None => {}
+    }
+    if r.has_errors() {
+        return None;
+    }
+    let mut merged = local.clone();
+    if let Some(roots) = roots {
+        merged.roots = roots.into_iter().collect::<Option<Vec<_>>>()?;
+    }
+    if let Some(sync) = sync {
+        merged.sync = sync?;
+    }
+    if let Some(upload) = upload {
+        merged.upload = upload?;
+    }
+    Some(merged)
 }
 
 /// An absolute filesystem path, lexically normalised; relative paths are refused.
