@@ -118,6 +118,25 @@ pub(crate) fn path_key(key: &FileKey) -> Vec<u8> {
     out
 }
 
+/// The path key's first bytes shared by every path of `root`.
+pub(crate) fn root_prefix(root: &str) -> Vec<u8> {
+    path_key(&FileKey {
+        root: root.to_owned(),
+        rel: Vec::new(),
+    })
+}
+
+/// The [`FileKey`] a path key stands for.
+pub(crate) fn path_from_key(key: &[u8]) -> Option<FileKey> {
+    let len: [u8; 4] = key.get(..4)?.try_into().ok()?;
+    let end = 4 + usize::try_from(u32::from_be_bytes(len)).ok()?;
+    let root = std::str::from_utf8(key.get(4..end)?).ok()?;
+    Some(FileKey {
+        root: root.to_owned(),
+        rel: key.get(end..)?.to_vec(),
+    })
+}
+
 /// An `i64` as bytes whose order is the numeric order (sign bit flipped).
 fn sortable(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
@@ -268,6 +287,16 @@ mod tests {
         let a = path_key(&FileKey::new("ab", std::path::Path::new("c")));
         let b = path_key(&FileKey::new("a", std::path::Path::new("bc")));
         assert_ne!(a, b);
+        let key = FileKey::new("ab", std::path::Path::new("c/d"));
+        assert_eq!(path_from_key(&path_key(&key)), Some(key));
+        assert!(
+            path_key(&FileKey::new("ab", std::path::Path::new("x")))
+                .starts_with(&root_prefix("ab"))
+        );
+        assert!(
+            !path_key(&FileKey::new("abc", std::path::Path::new("x")))
+                .starts_with(&root_prefix("ab"))
+        );
         assert_eq!(part_from_key(&part_key(JobId(3), 77)), Some(77));
         assert_eq!(id_from_key(&part_key(JobId(3), 77)), Some(JobId(3)));
     }

@@ -111,6 +111,22 @@ impl Engine for MemoryStore {
         Ok(self.lock().synced.remove(key).is_some())
     }
 
+    fn synced_page(
+        &self,
+        root: &str,
+        after: Option<&FileKey>,
+        limit: usize,
+    ) -> Result<Vec<(FileKey, SyncedFile)>, StoreError> {
+        let mem = self.lock();
+        Ok(mem
+            .synced
+            .iter()
+            .filter(|(k, _)| k.root == root && after.is_none_or(|a| *k > a))
+            .take(limit)
+            .map(|(k, s)| (k.clone(), *s))
+            .collect())
+    }
+
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
         let mem = self.lock();
         let mut due: Vec<(i64, &Job)> = mem

@@ -70,6 +70,14 @@ pub(crate) trait Engine: Send + Sync {
     fn parts_done(&self, id: JobId) -> Result<Vec<u32>, StoreError>;
     fn synced(&self, key: &FileKey) -> Result<Option<SyncedFile>, StoreError>;
     fn forget_synced(&self, key: &FileKey) -> Result<bool, StoreError>;
+    /// Synced records of `root` in path order after `after` (from the start when
+    /// `None`), at most `limit`.
+    fn synced_page(
+        &self,
+        root: &str,
+        after: Option<&FileKey>,
+        limit: usize,
+    ) -> Result<Vec<(FileKey, SyncedFile)>, StoreError>;
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Job>, StoreError>;
     /// Jobs in id order for which `keep` holds, at most `limit`.
     fn scan(&self, keep: &dyn Fn(&Job) -> bool, limit: usize) -> Result<Vec<Job>, StoreError>;
@@ -259,6 +267,17 @@ impl Store {
     /// whether there was one.
     pub fn forget_synced(&self, key: &FileKey) -> Result<bool, StoreError> {
         self.engine().forget_synced(key)
+    }
+
+    /// One page of `root`'s synced records in path order, after `after`: the caller
+    /// walks them all page by page without holding them all (the deletion sweep).
+    pub fn synced_page(
+        &self,
+        root: &str,
+        after: Option<&FileKey>,
+        limit: usize,
+    ) -> Result<Vec<(FileKey, SyncedFile)>, StoreError> {
+        self.engine().synced_page(root, after, limit)
     }
 
     /// Up to `limit` jobs ready to run at `now_ms`, oldest first: `Queued` (by creation)

@@ -79,6 +79,14 @@ impl Engine for Closed {
     fn forget_synced(&self, _: &FileKey) -> Result<bool, StoreError> {
         self.err()
     }
+    fn synced_page(
+        &self,
+        _: &str,
+        _: Option<&FileKey>,
+        _: usize,
+    ) -> Result<Vec<(FileKey, SyncedFile)>, StoreError> {
+        self.err()
+    }
     fn due(&self, _: i64, _: usize) -> Result<Vec<Job>, StoreError> {
         self.err()
     }

@@ -308,6 +308,36 @@ impl Engine for SledStore {
         Ok(removed.is_some())
     }
 
+    fn synced_page(
+        &self,
+        root: &str,
+        after: Option<&FileKey>,
+        limit: usize,
+    ) -> Result<Vec<(FileKey, SyncedFile)>, StoreError> {
+        let prefix = codec::root_prefix(root);
+        let start = match after {
+            Some(key) => std::ops::Bound::Excluded(codec::path_key(key)),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for entry in self.t.synced.range((start, std::ops::Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, raw) = entry.map_err(|e| self.err(e))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            // A garbage record is quarantined by `synced`/`check`; skip it here.
+            let (Some(file), Ok(synced)) = (codec::path_from_key(&key), codec::decode_synced(&raw))
+            else {
+                continue;
+            };
+            out.push((file, synced));
+        }
+        Ok(out)
+    }
+
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
         let (mut out, mut garbage) = (Vec::<Job>::new(), false);
         for key in self.t.due.range(..codec::due_end(now_ms)).keys() {

@@ -18,6 +18,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    synced_records_page_by_root_in_path_order,
     a_new_path_becomes_a_queued_job,
     the_same_fingerprint_is_not_queued_twice,
     a_new_fingerprint_updates_a_waiting_job,
@@ -425,6 +426,40 @@ fn forget_drops_the_job_and_keeps_the_synced_record(s: Store) {
         s.enqueue(key(1), fp(1), 10).unwrap(),
         Enqueued::New(_)
     ));
+}
+
+fn synced_records_page_by_root_in_path_order(s: Store) {
+    let sync = |k: FileKey, n: u64| {
+        let Enqueued::New(id) = s.enqueue(k, fp(n), 10).unwrap() else {
+            panic!("not new")
+        };
+        s.set_state(id, JobState::Done { file_id: 1 }).unwrap();
+        s.finish(id, synced(n)).unwrap();
+    };
+    for n in [3, 1, 12, 2] {
+        sync(key(n), u64::from(n));
+    }
+    // Roots whose names share a prefix stay apart.
+    sync(FileKey::new("roo", std::path::Path::new("z")), 7);
+    sync(FileKey::new("root2", std::path::Path::new("a")), 8);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.synced_page("root", after.as_ref(), 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|(k, _)| k.clone());
+        seen.extend(page);
+    }
+    let want: Vec<(FileKey, _)> = [1, 12, 2, 3]
+        .into_iter()
+        .map(|n| (key(n), synced(u64::from(n))))
+        .collect();
+    assert_eq!(seen, want, "path order (bytes), every record once");
+    assert_eq!(s.synced_page("none", None, 10).unwrap(), vec![]);
+    assert_eq!(s.synced_page("roo", None, 10).unwrap().len(), 1);
 }
 
 fn unknown_jobs_are_errors_not_panics(s: Store) {
