@@ -10,6 +10,7 @@
 
 pub mod bandwidth;
 mod error;
+mod gcs;
 pub mod limits;
 mod network;
 mod put;
