@@ -13,6 +13,7 @@ mod demo;
 mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
+mod gcs;
 mod jobs_cli;
 mod metrics;
 mod network;
