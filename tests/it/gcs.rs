@@ -108,6 +108,11 @@ async fn a_killed_daemon_resumes_a_single_part_file_from_the_acknowledged_chunk(
     let f = t.held("gw:it:/big.bin");
     assert_eq!(f.content_writes, 1);
     let sent = t.cdf.emu.counters().put_bytes_received as usize;
+    eprintln!(
+        "{} bytes received in all for {} ({at_kill} before the kill)",
+        sent,
+        big.len()
+    );
     assert!(
         sent < big.len() + 2 * CHUNK,
         "resumed, not restarted: {sent} bytes received for {} (at the kill: {at_kill})\n{}",
