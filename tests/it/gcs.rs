@@ -97,7 +97,21 @@ async fn a_killed_daemon_resumes_a_single_part_file_from_the_acknowledged_chunk(
     let _ = first.wait();
     let at_kill = t.cdf.emu.counters().put_bytes_received as usize;
 
+    // Slow storage while `status` is looked at, so that the file is not done first.
+    t.cdf.emu.set_faults(Faults {
+        put_bytes_per_sec: Some(1024 * 1024),
+        ..Faults::default()
+    });
+    let queries_before = t.cdf.emu.counters().total(ENDPOINT);
     let second = t.start_daemon(1);
+    // Only once the daemon owns the store (its status query arrived): `status` without
+    // a daemon opens the store itself, and a daemon starting meanwhile finds it locked.
+    wait_for(30, "the second daemon's status query", || {
+        t.cdf.emu.counters().total(ENDPOINT) > queries_before
+    })
+    .await;
+    resumed_bytes_in_status(&t, &big).await;
+    t.cdf.emu.set_faults(Faults::default());
     wait_for(60, "big.bin whole after the restart", || {
         whole(&t, "big.bin", &big)
     })
@@ -122,6 +136,33 @@ async fn a_killed_daemon_resumes_a_single_part_file_from_the_acknowledged_chunk(
     assert!(
         t.daemon_log(1).contains("resuming a GCS upload"),
         "{}",
+        t.daemon_log(1)
+    );
+}
+
+/// Waits until `status --json` counts the bytes the server already held as done
+/// while `big.bin` is still in flight.
+async fn resumed_bytes_in_status(t: &Tree, big: &[u8]) {
+    let last = std::sync::Mutex::new(String::new());
+    let seen = crate::support::poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let out = t.cli(&["status", "--json"]).await;
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+            *last.lock().unwrap() = out.all();
+            let done = v["daemon"]["uploads"][0]["bytes_done"]
+                .as_u64()
+                .unwrap_or(0);
+            done >= 2 * CHUNK as u64 && !whole(t, "big.bin", big)
+        },
+    )
+    .await;
+    assert!(
+        seen,
+        "resumed bytes in `status`: {}\n{:#?}\n{}",
+        last.lock().unwrap(),
+        t.cdf.emu.counters(),
         t.daemon_log(1)
     );
 }
