@@ -11,6 +11,7 @@
 pub mod bandwidth;
 mod download;
 mod error;
+mod gcs;
 pub mod extpipes;
 pub mod instances;
 pub mod limits;

@@ -8,18 +8,20 @@
 //! chunk passes the shared bandwidth limit (`bandwidth.rs`) before it is sent, the
 //! PUT's deadline widened by the time the limit alone needs. A relative upload URL is
 //! resolved against the CDF base URL; with `[cdf] upload_url_host` its host (and port)
-//! is then replaced (Private Link).
+//! is then replaced (Private Link). A single-part URL that is a GCS resumable session
+//! (`/files/gcs_proxy/`) is sent in chunks by `gcs.rs` instead ([`CdfClient::put_single`]).
 
 use std::io::SeekFrom;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::Url;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{CdfClient, CdfError, network, read_reply};
+use super::{CdfClient, CdfError, gcs, network, read_reply};
 
 /// Which kind of upload URL a PUT goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub enum PutKind {
 }
 
 const CHUNK: usize = 64 * 1024;
+
+/// How upload PUTs are named in errors and stats (`worker` matches it for a gone URL).
+pub(super) const PUT_ENDPOINT: &str = "upload PUT";
 
 impl CdfClient {
     /// PUTs `len` bytes of `path` starting at `offset` to an upload URL, under the
@@ -45,10 +50,33 @@ impl CdfClient {
         len: u64,
         kind: &PutKind,
     ) -> Result<(), CdfError> {
-        self.with_retries("upload PUT", || {
+        self.with_retries(PUT_ENDPOINT, || {
             self.put_region(url, path, offset, len, kind)
         })
         .await
+    }
+
+    /// A single-part upload of the whole file (`size` bytes, sent with its MIME type).
+    /// A GCS resumable session URL (`/files/gcs_proxy/`) goes through [`super::gcs`]:
+    /// it continues from the bytes the server acknowledged, reporting each
+    /// acknowledged count to `acked`. Returns how many bytes the server already held
+    /// when this call began (0 for any other URL).
+    pub async fn put_single(
+        &self,
+        url: &str,
+        path: &Path,
+        size: u64,
+        mime_type: &str,
+        acked: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, CdfError> {
+        if gcs::is_resumable_url(url) && size > 0 {
+            return self.put_resumable(url, path, size, mime_type, acked).await;
+        }
+        // Zero bytes: one empty PUT, as for any single-part URL (GCS accepts it too).
+        let kind = PutKind::Single {
+            mime_type: mime_type.to_owned(),
+        };
+        self.put(url, path, 0, size, &kind).await.map(|()| 0)
     }
 
     /// One PUT attempt; see [`CdfClient::put`].
@@ -60,10 +88,51 @@ impl CdfClient {
         len: u64,
         kind: &PutKind,
     ) -> Result<(), CdfError> {
+        let url = self.upload_url(url)?;
+        let body = self.region_body(path, offset, len).await?;
+        let _streaming = self.inner.bandwidth.transfer();
+        let mut req = self
+            .inner
+            .storage
+            .put(url)
+            .header(CONTENT_LENGTH, len)
+            .timeout(self.put_deadline(len))
+            .body(body);
+        if let PutKind::Single { mime_type } = kind {
+            req = req.header(CONTENT_TYPE, mime_type.as_str());
+        }
+        let resp = req.send().await.map_err(|source| CdfError::Transport {
+            endpoint: PUT_ENDPOINT.to_owned(),
+            source,
+        })?;
+        read_reply::<serde_json::Value>(PUT_ENDPOINT, resp)
+            .await
+            .map(drop)
+            .or_else(|e| match e {
+                // Storage replies may be empty or XML on success; only the status counts.
+                CdfError::BadReply { .. } => Ok(()),
+                other => Err(other),
+            })
+    }
+
+    /// Where a PUT to `url` goes: resolved against the base URL, its host replaced by
+    /// `[cdf] upload_url_host` when set.
+    pub(super) fn upload_url(&self, url: &str) -> Result<Url, CdfError> {
         let mut url = resolve_upload_url(&self.inner.base_url, url)?;
         if let Some(authority) = &self.inner.upload_url_host {
             network::rewrite_upload_host(&mut url, authority)?;
         }
+        Ok(url)
+    }
+
+    /// `len` bytes of `path` from `offset` as a streamed body, every 64 KiB chunk
+    /// through the bandwidth limit.
+    pub(super) async fn region_body(
+        &self,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<reqwest::Body, CdfError> {
         let io_err = |source| CdfError::Io {
             path: path.to_owned(),
             source,
@@ -71,8 +140,6 @@ impl CdfClient {
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
         let bandwidth = Arc::clone(&self.inner.bandwidth);
-        let _streaming = self.inner.bandwidth.transfer();
-        let timeout = self.inner.put_timeout + self.inner.bandwidth.expected_delay(len);
         let stream =
             tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK).then(move |chunk| {
                 let bandwidth = Arc::clone(&bandwidth);
@@ -83,28 +150,13 @@ impl CdfClient {
                     chunk
                 }
             });
-        let mut req = self
-            .inner
-            .storage
-            .put(url)
-            .header(CONTENT_LENGTH, len)
-            .timeout(timeout)
-            .body(reqwest::Body::wrap_stream(stream));
-        if let PutKind::Single { mime_type } = kind {
-            req = req.header(CONTENT_TYPE, mime_type.as_str());
-        }
-        let resp = req.send().await.map_err(|source| CdfError::Transport {
-            endpoint: "upload PUT".to_owned(),
-            source,
-        })?;
-        read_reply::<serde_json::Value>("upload PUT", resp)
-            .await
-            .map(drop)
-            .or_else(|e| match e {
-                // Storage replies may be empty or XML on success; only the status counts.
-                CdfError::BadReply { .. } => Ok(()),
-                other => Err(other),
-            })
+        Ok(reqwest::Body::wrap_stream(stream))
+    }
+
+    /// The deadline of a PUT of `len` bytes: `put_timeout` plus what the bandwidth
+    /// limit alone needs.
+    pub(super) fn put_deadline(&self, len: u64) -> Duration {
+        self.inner.put_timeout + self.inner.bandwidth.expected_delay(len)
     }
 }
 

@@ -19,7 +19,7 @@ use super::hashes;
 use super::health::PauseReason;
 use crate::auth::AuthError;
 use crate::cdf::limits::{self, PartPlan};
-use crate::cdf::{CdfClient, CdfError, Identity, PutKind, RetryClass};
+use crate::cdf::{CdfClient, CdfError, Identity, RetryClass};
 use crate::config::{DataSetRef, PartSize, RootSettings, Settings, Target as CdfTarget};
 use crate::fingerprint::Fingerprint;
 use crate::hash;
@@ -434,12 +434,14 @@ async fn put_missing(
     let size = upload.source.size;
     match &upload.target {
         Target::Single { url } => {
-            let kind = PutKind::Single {
-                mime_type: mime_type.to_owned(),
-            };
             ctx.progress.parts(job.id, 1, 0, 0);
-            ctx.client.put(url, path, 0, size, &kind).await?;
-            ctx.progress.sent(job.id, size);
+            // A GCS resumable URL continues from (and reports) what the server holds.
+            let acked = |bytes| ctx.progress.parts(job.id, 1, 0, bytes);
+            let resumed = ctx
+                .client
+                .put_single(url, path, size, mime_type, &acked)
+                .await?;
+            ctx.progress.sent(job.id, size.saturating_sub(resumed));
             Ok(())
         }
         Target::Multipart {

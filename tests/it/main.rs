@@ -15,6 +15,7 @@ mod emulator_api;
 mod emulator_faults;
 mod emulator_storage;
 mod extpipe;
+mod gcs;
 mod hash;
 mod jobs_cli;
 mod metrics;

@@ -9,6 +9,8 @@
 //! - Status query: empty body with `Content-Range: bytes */total` (or `*/*`): 308 as
 //!   above, or 200 once complete (`*/total` with all bytes persisted also finalises).
 //! - A completed session answers every further PUT with 200 and stores nothing.
+//! - An unknown session answers 404, an expired one 410 (`CDF-API.md`: the session is
+//!   gone; the client gets a new link and starts from 0).
 //!
 //! A chunk is all or nothing: a chunk cut mid-body persists none of its bytes. Each chunk
 //! is its own blob; the running SHA-256 lives in the session, and the final chunk
@@ -116,7 +118,8 @@ pub(super) async fn put_gcs(
                 .unwrap_or_default(),
         }),
         _ => None,
-    })?;
+    })
+    .map_err(expired_is_gone)?;
     let range = match headers.get(header::CONTENT_RANGE) {
         None => None,
         Some(v) => Some(
@@ -141,6 +144,16 @@ pub(super) async fn put_gcs(
         Some(ContentRange::Chunk { start, end, total }) => {
             chunk(&state, &token, snap, &headers, (start, end, total), body).await
         }
+    }
+}
+
+/// An expired session answers 410 Gone, as GCS does (presigned URLs answer 403).
+fn expired_is_gone(e: StorageError) -> StorageError {
+    if e.status == StatusCode::FORBIDDEN {
+        let msg = "The upload session has expired; start a new one.";
+        StorageError::new(StatusCode::GONE, "SessionExpired", msg)
+    } else {
+        e
     }
 }
 
