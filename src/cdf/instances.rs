@@ -76,6 +76,18 @@ impl CdfClient {
             .map(drop)
     }
 
+    /// `POST models/instances/delete` of nodes (their files go with them); deleting a
+    /// node that does not exist is not an error.
+    pub async fn delete_nodes(&self, ids: &[InstanceId]) -> Result<(), CdfError> {
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "instanceType": "node", "space": id.space, "externalId": id.external_id }))
+            .collect();
+        self.call_items::<Value>("models/instances/delete", &json!({ "items": items }))
+            .await
+            .map(drop)
+    }
+
     /// Whether the node exists as a file node, i.e. with data in CogniteFile
     /// (`models/instances/byids` is immediately consistent, unlike the file service).
     pub async fn is_file_node(&self, id: &InstanceId) -> Result<bool, CdfError> {

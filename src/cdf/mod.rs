@@ -11,8 +11,8 @@
 pub mod bandwidth;
 mod download;
 mod error;
-mod gcs;
 pub mod extpipes;
+mod gcs;
 pub mod instances;
 pub mod limits;
 mod network;
@@ -252,6 +252,15 @@ impl CdfClient {
         Ok(found
             .iter()
             .find_map(|d| d.get("id").and_then(Value::as_i64)))
+    }
+
+    /// `POST files/delete` by id with `ignoreUnknownIds` (so a retry is harmless).
+    pub async fn delete_files(&self, ids: &[i64]) -> Result<(), CdfError> {
+        let items: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
+        let body = json!({ "items": items, "ignoreUnknownIds": true });
+        self.call::<Value>(Method::POST, "files/delete", &[], Some(&body))
+            .await
+            .map(drop)
     }
 
     /// `POST files/update` with raw update items (`{"id"|"externalId", "update": {...}}`).

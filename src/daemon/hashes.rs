@@ -4,11 +4,10 @@
 //!   (same size, a new mtime or inode) and its SHA-256 equals the one recorded, nothing
 //!   is sent; the new fingerprint is recorded against the same CDF file.
 //! - After an upload: the hash, read alongside the upload, is stored in the file's
-//!   metadata (`cdf-syncd.sha256`) with `files/update`, and in the synced record.
+//!   metadata (`cdf-syncd.sha256`, by the worker with `files/update`) and in the synced
+//!   record.
 
 use std::path::Path;
-
-use serde_json::json;
 
 use super::worker::{Ctx, Stop};
 use crate::config::HashMode;
@@ -54,18 +53,4 @@ pub(super) async fn digest(path: &Path, fp: Fingerprint) -> Option<Sha256Digest>
             None
         }
     }
-}
-
-/// Stores the hash in the CDF file's metadata (added to what is there).
-pub(super) async fn record_in_cdf(
-    ctx: &Ctx,
-    file_id: i64,
-    digest: &Sha256Digest,
-) -> Result<(), Stop> {
-    let item = json!({
-        "id": file_id,
-        "update": { "metadata": { "add": { hash::METADATA_KEY: hash::to_hex(digest) } } },
-    });
-    ctx.client.update_files(vec![item]).await?;
-    Ok(())
 }

@@ -2,44 +2,57 @@
 //!
 //! Events arrive in bursts; intake records a burst, flushes once (one fsync covers
 //! the whole burst), then wakes the scheduler. Unchanged files (same fingerprint as
-//! last synced) are dropped by the store's dedup. When every root has reported the
-//! end of its one-shot scan, `done` fires (`sync --once`).
+//! last synced) are dropped by the store's dedup; with `on_change = "skip"` a root's
+//! files that were synced before are not queued again when they change. A root's
+//! `ScanDone` goes to the deletion sweep (`deletions`), which also tells `sync --once`
+//! when every root's scan is through.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
 
-use super::health::{Health, PauseReason};
-use crate::store::{FileKey, Store};
+use super::health::PauseReason;
+use super::worker::Ctx;
+use crate::config::OnChange;
+use crate::store::{FileKey, StoreError};
 use crate::watch::WatchEvent;
 
 /// Most events recorded before one flush.
 const BATCH: usize = 512;
 
 pub async fn run(
-    store: Arc<Store>,
-    health: Arc<Health>,
+    ctx: Arc<Ctx>,
     mut rx: mpsc::Receiver<WatchEvent>,
     wake: Arc<Notify>,
-    done: CancellationToken,
-    roots: usize,
+    scans: mpsc::Sender<String>,
 ) {
-    let mut scans_done = 0;
+    let store = &ctx.store;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut unrecorded = (0, None);
+        let mut scans_done = Vec::new();
+        let settings = ctx.settings();
         for event in batch.drain(..) {
             match event {
                 WatchEvent::Stable(file) => {
+                    let skip_changes = settings
+                        .roots
+                        .iter()
+                        .any(|r| r.id == file.root && r.on_change == OnChange::Skip);
                     let key = FileKey::new(file.root, &file.rel);
-                    if let Err(e) = store.enqueue(key, file.fingerprint, super::worker::now_ms()) {
+                    let recorded = match skip_changes {
+                        true => skip_or_enqueue(store, key, file.fingerprint),
+                        false => store
+                            .enqueue(key, file.fingerprint, super::worker::now_ms())
+                            .map(drop),
+                    };
+                    if let Err(e) = recorded {
                         unrecorded.0 += 1;
                         unrecorded.1.get_or_insert(e);
                     }
                 }
                 WatchEvent::Gone { .. } => {}
-                WatchEvent::ScanDone { .. } => scans_done += 1,
+                WatchEvent::ScanDone { root, .. } => scans_done.push(root),
             }
         }
         let flushed = store.flush().await;
@@ -47,12 +60,26 @@ pub async fn run(
             // One line per burst; a full or failing state dir pauses the pipeline, and
             // the rescan when it heals finds these files again.
             tracing::error!(files = n, error = %e, "cannot record jobs; the files are found again by a rescan");
-            health.pause(PauseReason::StateUnwritable, &e.to_string(), None);
+            ctx.health
+                .pause(PauseReason::StateUnwritable, &e.to_string(), None);
         }
         wake.notify_one();
-        if scans_done >= roots {
-            done.cancel();
+        for root in scans_done {
+            if scans.send(root).await.is_err() {
+                return;
+            }
         }
     }
-    done.cancel();
+}
+
+/// `on_change = "skip"`: a path synced before stays as it was in CDF.
+fn skip_or_enqueue(
+    store: &crate::store::Store,
+    key: FileKey,
+    fp: crate::fingerprint::Fingerprint,
+) -> Result<(), StoreError> {
+    if store.synced(&key)?.is_some() {
+        return Ok(());
+    }
+    store.enqueue(key, fp, super::worker::now_ms()).map(drop)
 }

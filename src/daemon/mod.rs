@@ -6,6 +6,7 @@
 //! that ends when every root was scanned and every job settled. Shutdown cancels the
 //! token: intake stops, workers stop between parts, the store is flushed.
 
+mod deletions;
 mod extpipe;
 mod hashes;
 pub mod health;
@@ -144,13 +145,14 @@ pub async fn run_reloadable(
         watch_cancel,
         cancel.clone(),
     ));
-    let intake = tokio::spawn(intake::run(
-        store.clone(),
-        health.clone(),
-        rx,
-        wake.clone(),
+    let (scans_tx, scans) = mpsc::channel(16);
+    let intake = tokio::spawn(intake::run(ctx.clone(), rx, wake.clone(), scans_tx));
+    let sweeper = tokio::spawn(deletions::run(
+        ctx.clone(),
+        scans,
         intake_done.clone(),
         settings.roots.len(),
+        cancel.clone(),
     ));
     let _metrics = serve_metrics(
         &settings,
@@ -181,6 +183,7 @@ pub async fn run_reloadable(
     cancel.cancel();
     let _ = watcher.await;
     let _ = intake.await;
+    let _ = sweeper.await;
     if let Some(reporter) = reporter {
         let _ = reporter.await;
     }

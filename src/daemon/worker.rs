@@ -20,7 +20,7 @@ use super::health::PauseReason;
 use crate::auth::AuthError;
 use crate::cdf::limits::{self, PartPlan};
 use crate::cdf::{CdfClient, CdfError, Identity, RetryClass};
-use crate::config::{DataSetRef, PartSize, RootSettings, Settings, Target as CdfTarget};
+use crate::config::{DataSetRef, OnDelete, PartSize, RootSettings, Settings, Target as CdfTarget};
 use crate::fingerprint::Fingerprint;
 use crate::hash;
 use crate::mapping::{self, CdfFile};
@@ -526,14 +526,21 @@ async fn finish_job(
         let source = mapped.fields.source.as_deref();
         finish::set_directory_and_source(&ctx.client, file_id, &mapped.directory, source).await?;
     }
-    if hashes::enabled(ctx) {
-        if digest.is_none() {
-            // Resumed after CDF confirmed: hash the file if it is still what was sent.
-            digest = hashes::digest(&root.path.join(job.key.rel_path()), fp).await;
-        }
-        if let Some(d) = &digest {
-            hashes::record_in_cdf(ctx, file_id, d).await?;
-        }
+    if hashes::enabled(ctx) && digest.is_none() {
+        // Resumed after CDF confirmed: hash the file if it is still what was sent.
+        digest = hashes::digest(&root.path.join(job.key.rel_path()), fp).await;
+    }
+    // The hash, and the end of a deletion mark left by an earlier version of the path.
+    let add: Vec<(&str, String)> = digest
+        .iter()
+        .map(|d| (hash::METADATA_KEY, hash::to_hex(d)))
+        .collect();
+    let remove: &[&str] = match root.on_delete {
+        OnDelete::Mark => &[super::deletions::DELETED_KEY],
+        _ => &[],
+    };
+    if !add.is_empty() || !remove.is_empty() {
+        finish::update_metadata(&ctx.client, file_id, &add, remove).await?;
     }
     after_upload(ctx, job, root, file_id, fp).await?;
     record_synced(ctx, job, file_id, fp, digest).await?;

@@ -50,6 +50,24 @@ pub async fn set_directory_and_source(
     client.update_files(vec![item]).await.map(drop)
 }
 
+/// Adds and removes metadata keys of a file (`files/update`; the other keys stay).
+pub async fn update_metadata(
+    client: &CdfClient,
+    file_id: i64,
+    add: &[(&str, String)],
+    remove: &[&str],
+) -> Result<(), CdfError> {
+    let add: serde_json::Map<String, Value> = add
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
+        .collect();
+    let item = json!({
+        "id": file_id,
+        "update": { "metadata": { "add": add, "remove": remove } },
+    });
+    client.update_files(vec![item]).await.map(drop)
+}
+
 /// Polls `files/byids` until CDF reports the file uploaded.
 pub async fn wait_uploaded(client: &CdfClient, file_id: i64) -> Result<(), FinishError> {
     let deadline = Instant::now() + UPLOADED_WAIT;

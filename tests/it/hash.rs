@@ -219,3 +219,37 @@ async fn verify_finds_tampered_files_on_either_side() {
         out.all()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hash_is_stored_for_cognite_files_too() {
+    use crate::support::daemon::Target;
+    let t = Tree::for_target(
+        Target::DataModeling,
+        cdf_syncd::emulator::EmulatorConfig::default(),
+        "",
+    )
+    .await;
+    set_sync(&t, "stable_for = \"200ms\"\nhash = \"sha256\"");
+    let bytes = pattern(3 * PART, 5);
+    t.write("node.bin", &bytes);
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    let files = t.cdf.emu.files();
+    let [f] = files.as_slice() else {
+        panic!("{files:?}")
+    };
+    assert!(f.instance_id.is_some());
+    assert_eq!(
+        f.metadata.get(KEY).map(String::as_str),
+        Some(sha256_hex(&bytes).as_str())
+    );
+    // Touched: not sent again, by the hash.
+    touch_back(&t, "node.bin", 30);
+    let sent = put_bytes(&t, f.id);
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    assert_eq!(put_bytes(&t, f.id), sent, "{out}");
+    let (code, stdout, _) = verify(&t, &[]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("verified 1 files: 1 ok"), "{stdout}");
+}

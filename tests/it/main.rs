@@ -9,6 +9,7 @@ mod chaos;
 mod churn;
 mod config;
 mod crash;
+mod deletions;
 mod demo;
 mod dm;
 mod emulator_api;

@@ -335,13 +335,23 @@ fn mime_types_and_max_file_size() {
 #[test]
 fn after_upload_on_change_on_delete() {
     let s = ok(&root(
-        "after_upload = { move_to = \"/data/done\" }\non_change = \"skip\"\non_delete = \"mark\"\nfollow_symlinks = true",
+        "after_upload = { move_to = \"/data/done\" }\non_change = \"skip\"\nfollow_symlinks = true",
     ));
     let r = &s.roots[0];
     assert_eq!(r.after_upload, AfterUpload::MoveTo("/data/done".into()));
     assert_eq!(
         (r.on_change, r.on_delete, r.follow_symlinks),
-        (OnChange::Skip, OnDelete::Mark, true)
+        (OnChange::Skip, OnDelete::Keep, true)
+    );
+    assert_eq!(
+        ok(&root("on_delete = \"mark\"")).roots[0].on_delete,
+        OnDelete::Mark
+    );
+    check(
+        &root("after_upload = \"delete\"\non_delete = \"delete\""),
+        "[[roots]]",
+        "roots[0].on_delete",
+        "needs after_upload = \"keep\"",
     );
     assert_eq!(
         ok(&root("after_upload = \"delete\"")).roots[0].after_upload,

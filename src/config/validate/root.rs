@@ -54,6 +54,14 @@ pub(super) fn root(
         });
     let max_file_size = max_file_size(r, root, &k("max_file_size"));
     let after_upload = after_upload(r, root, &k("after_upload.move_to"));
+    let on_delete = root.on_delete.unwrap_or(OnDelete::Keep);
+    if on_delete != OnDelete::Keep && matches!(&after_upload, Some(a) if *a != AfterUpload::Keep) {
+        r.at(
+            raw.span(),
+            k("on_delete"),
+            "on_delete = \"mark\" or \"delete\" needs after_upload = \"keep\": a source that after_upload removes is not a local deletion",
+        );
+    }
     Some(RootSettings {
         id: id?,
         path: path?,
@@ -65,7 +73,7 @@ pub(super) fn root(
         max_file_size: max_file_size?,
         after_upload: after_upload?,
         on_change: root.on_change.unwrap_or(OnChange::Overwrite),
-        on_delete: root.on_delete.unwrap_or(OnDelete::Keep),
+        on_delete,
         follow_symlinks: root.follow_symlinks.unwrap_or(false),
     })
 }
