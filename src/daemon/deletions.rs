@@ -131,7 +131,12 @@ async fn vanished(
     .await
     .map_err(|e| SweepError::Internal(e.to_string()))?;
     let mut gone = Vec::with_capacity(candidates.len());
+    let now = std::time::Instant::now();
     for (key, synced) in candidates {
+        // A path that just went away may have moved: `moves` has it for a while.
+        if ctx.moves().pending(&key, synced.fingerprint.size, now) {
+            continue;
+        }
         if ctx.store.job_for(&key)?.is_none() {
             gone.push((key, synced));
         }

@@ -13,7 +13,9 @@ use tokio::sync::{Notify, mpsc};
 
 use super::health::PauseReason;
 use super::worker::Ctx;
-use crate::config::OnChange;
+use std::time::Instant;
+
+use crate::config::{HashMode, OnChange, Settings, Target};
 use crate::store::{FileKey, StoreError};
 use crate::watch::WatchEvent;
 
@@ -51,6 +53,11 @@ pub async fn run(
                         unrecorded.1.get_or_insert(e);
                     }
                 }
+                WatchEvent::Gone { root, rel } if tracks_moves(&settings) => {
+                    if let Err(e) = register_gone(&ctx, root, &rel) {
+                        tracing::debug!(error = %e, "move candidates not recorded");
+                    }
+                }
                 WatchEvent::Gone { .. } => {}
                 WatchEvent::ScanDone { root, .. } => scans_done.push(root),
             }
@@ -68,6 +75,45 @@ pub async fn run(
             if scans.send(root).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Moves are recognised by hash, and only classic files can take a new externalId.
+fn tracks_moves(settings: &Settings) -> bool {
+    settings.cdf.target == Target::Classic && settings.sync.hash == HashMode::Sha256
+}
+
+/// Registers the synced file at `rel` (or every synced file under it, when it was a
+/// directory) as a move candidate.
+fn register_gone(ctx: &Ctx, root: String, rel: &std::path::Path) -> Result<(), StoreError> {
+    /// Files registered for one directory at most.
+    const MAX_PER_DIR: usize = 10_000;
+    let key = FileKey::new(root.clone(), rel);
+    let now = Instant::now();
+    if let Some(synced) = ctx.store.synced(&key)? {
+        ctx.moves().register(key, synced, now);
+        return Ok(());
+    }
+    let mut prefix = key.rel;
+    prefix.push(b'/');
+    let mut after = FileKey {
+        root: root.clone(),
+        rel: prefix.clone(),
+    };
+    let mut registered = 0;
+    loop {
+        let page = ctx.store.synced_page(&root, Some(&after), 256)?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        for (k, synced) in page {
+            if !k.rel.starts_with(&prefix) || registered >= MAX_PER_DIR {
+                return Ok(());
+            }
+            after = k.clone();
+            ctx.moves().register(k, synced, now);
+            registered += 1;
         }
     }
 }

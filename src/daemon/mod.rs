@@ -11,6 +11,7 @@ mod extpipe;
 mod hashes;
 pub mod health;
 mod intake;
+mod moves;
 pub mod notify;
 mod parts;
 pub mod progress;
@@ -124,6 +125,7 @@ pub async fn run_reloadable(
         min_part_size,
         watch: std::sync::Mutex::new(watch.control),
         progress: progress.clone(),
+        moves: std::sync::Mutex::default(),
     });
     let (remote_tx, remote) = mpsc::channel(1);
     let reporter = match mode {

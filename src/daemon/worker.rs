@@ -43,6 +43,8 @@ pub struct Ctx {
     pub watch: std::sync::Mutex<crate::watch::WatchControl>,
     /// What `status` shows of the uploads in flight.
     pub progress: Arc<super::progress::Progress>,
+    /// Synced files whose path just went away: where a new path may have come from.
+    pub moves: std::sync::Mutex<super::moves::Registry>,
 }
 
 impl Ctx {
@@ -59,6 +61,13 @@ impl Ctx {
             .settings
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+    }
+
+    /// The move candidates (see `moves`).
+    pub(super) fn moves(&self) -> std::sync::MutexGuard<'_, super::moves::Registry> {
+        self.moves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Asks the current watcher for a full rescan.
@@ -286,6 +295,14 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<Syn
         JobState::Queued | JobState::Failed { .. } => {
             if hashing
                 && let Some((file_id, digest)) = hashes::unchanged(ctx, job, &path, fp).await?
+            {
+                return skip_unchanged(ctx, job, root, file_id, fp, digest).await;
+            }
+            if hashing
+                && !job.overwrite
+                && settings.cdf.target == CdfTarget::Classic
+                && let Some((file_id, digest)) =
+                    super::moves::take(ctx, &job.key, root, &mapped, &path, fp).await?
             {
                 return skip_unchanged(ctx, job, root, file_id, fp, digest).await;
             }

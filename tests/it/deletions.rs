@@ -165,3 +165,79 @@ async fn on_change_skip_keeps_the_first_version() {
         "new files still sync"
     );
 }
+
+/// Full scans the daemon's watcher has run, from its metrics.
+async fn scans(t: &Tree) -> f64 {
+    let Some(addr) = crate::metrics::metrics_addr(&t.daemon_log(0)) else {
+        return 0.0;
+    };
+    let text = match reqwest::get(format!("http://{addr}/metrics")).await {
+        Ok(resp) => resp.text().await.unwrap_or_default(),
+        Err(_) => return 0.0,
+    };
+    crate::metrics::value(&text, r#"cdf_syncd_watch_events_total{event="full_scan"}"#)
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_within_the_root_keeps_its_cdf_file_when_the_hash_matches() {
+    // A table after the root's keys: [admin] for the metrics (full scans).
+    let t = Tree::new("on_delete = \"delete\"\n[admin]\nmetrics_listen = \"127.0.0.1:0\"").await;
+    set_sync(
+        &t,
+        "stable_for = \"200ms\"\nscan_interval = \"1s\"\nhash = \"sha256\"",
+    );
+    let big = pattern(3 * crate::support::daemon::PART + 7, 4);
+    t.write("dir1/a.bin", &big);
+    t.write("dir1/b.txt", b"bee");
+    let daemon = t.start_daemon(0);
+    wait_until(30, "both uploaded", || async {
+        t.cdf.emu.files().iter().filter(|f| f.uploaded).count() == 2
+    })
+    .await;
+    let a = t.held("gw:it:/dir1/a.bin");
+    let sent = t.cdf.emu.counters().put_bytes_received;
+
+    // A file moved to another directory: the same CDF file, renamed by externalId.
+    std::fs::create_dir_all(t.watch().join("dir2")).expect("mkdir");
+    std::fs::rename(t.watch().join("dir1/a.bin"), t.watch().join("dir2/a.bin")).expect("mv");
+    wait_until(30, "a.bin moved in CDF", || async {
+        t.cdf
+            .emu
+            .files()
+            .iter()
+            .any(|f| f.id == a.id && f.external_id.as_deref() == Some("gw:it:/dir2/a.bin"))
+    })
+    .await;
+    let moved = t.held("gw:it:/dir2/a.bin");
+    assert_eq!(moved.directory.as_deref(), Some("/site/dir2"));
+    assert_eq!(moved.content_writes, 1, "not uploaded again");
+
+    // A directory moved: every file in it.
+    std::fs::rename(t.watch().join("dir1"), t.watch().join("dir3")).expect("mv dir");
+    wait_until(30, "b.txt moved in CDF", || async {
+        t.cdf
+            .emu
+            .files()
+            .iter()
+            .any(|f| f.external_id.as_deref() == Some("gw:it:/dir3/b.txt"))
+    })
+    .await;
+    assert_eq!(t.cdf.emu.files().len(), 2, "no new files, none deleted");
+    assert_eq!(
+        t.cdf.emu.counters().put_bytes_received,
+        sent,
+        "nothing re-sent for moves"
+    );
+    // Later full scans (each followed by a sweep) do not take the old paths for
+    // deletions: the moved files stay.
+    let scans_after = scans(&t).await + 2.0;
+    wait_until(30, "two more full scans", || async {
+        scans(&t).await >= scans_after
+    })
+    .await;
+    assert!(terminate(daemon).await.success());
+    let log = t.daemon_log(0);
+    assert!(log.contains("moved within the root"), "{log}");
+    assert_eq!(t.cdf.emu.files().len(), 2);
+}

@@ -4,7 +4,7 @@
 use crate::support::daemon::{Tree, pattern, terminate, wait_for};
 
 /// The address the daemon logged for its metrics endpoint.
-fn metrics_addr(log: &str) -> Option<String> {
+pub(crate) fn metrics_addr(log: &str) -> Option<String> {
     let line = log
         .lines()
         .find(|l| l.contains("metrics endpoint listening"))?;
@@ -13,7 +13,7 @@ fn metrics_addr(log: &str) -> Option<String> {
     Some(rest.split('/').next()?.to_owned())
 }
 
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| {
             l.starts_with(series) && l.get(series.len()..).is_some_and(|r| r.starts_with(' '))
