@@ -311,7 +311,27 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<Syn
                 None => {
                     let data_set = data_set(ctx, root).await?;
                     let file = file_create(&mapped, Some(fp.mtime_ms()), data_set);
-                    session::open(&ctx.client, &file, plan, job.overwrite, fp, now_ms()).await?
+                    let local_sha256 = async || match hashing {
+                        true => hashes::digest(&path, fp).await,
+                        false => None,
+                    };
+                    let opened = session::open(
+                        &ctx.client,
+                        &file,
+                        plan,
+                        job.overwrite,
+                        fp,
+                        now_ms(),
+                        local_sha256,
+                    )
+                    .await?;
+                    match opened {
+                        session::Opened::Session(upload) => upload,
+                        // A lost job store: CDF has this content already.
+                        session::Opened::SameContent { file_id, sha256 } => {
+                            return skip_unchanged(ctx, job, root, file_id, fp, sha256).await;
+                        }
+                    }
                 }
             };
             start(ctx, job, opened).await?

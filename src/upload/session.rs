@@ -5,8 +5,9 @@
 //! a rebuilt state) finds the externalId taken (409 `duplicated`), the file is looked
 //! up by externalId. One without content is the one our lost create made: the job
 //! continues with it and a fresh link. One with content was synced before (a lost job
-//! store): it is replaced with `overwrite=true`, which keeps its id. Either way no
-//! duplicate and no 409 loop. URLs older than
+//! store): when its `cdf-syncd.sha256` metadata equals the local file's hash the content
+//! is already there ([`Opened::SameContent`]: nothing to send); otherwise it is replaced
+//! with `overwrite=true`, which keeps its id. Either way no duplicate and no 409 loop. URLs older than
 //! [`URL_MAX_AGE`] are not used: the job gets a fresh session with `multiuploadlink`
 //! (or `uploadlink`) for the same file id.
 //!
@@ -20,12 +21,24 @@ use super::node::{NodeError, PROPAGATION_RETRIES, propagation_delay};
 use crate::cdf::limits::PartPlan;
 use crate::cdf::{CdfClient, CdfError, FileCreate, Identity, NodeWrite};
 use crate::fingerprint::Fingerprint;
+use crate::hash::Sha256Digest;
 use crate::store::{Target, Upload};
 
 /// CDF expires upload URLs after a week; stop using them a day before.
 pub const URL_MAX_AGE: Duration = Duration::from_secs(6 * 24 * 3600);
 
+/// What [`open`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// A session to send the content in.
+    Session(Upload),
+    /// The file exists in CDF with the local file's SHA-256: nothing to send.
+    SameContent { file_id: i64, sha256: Sha256Digest },
+}
+
 /// Creates the file (or replaces it with `overwrite`) and opens a session for it.
+/// `local_sha256` is asked only when CDF already has content for the externalId and
+/// a hash in its metadata.
 pub async fn open(
     client: &CdfClient,
     file: &FileCreate,
@@ -33,7 +46,9 @@ pub async fn open(
     overwrite: bool,
     source: Fingerprint,
     now_ms: i64,
-) -> Result<Upload, CdfError> {
+    local_sha256: impl AsyncFnOnce() -> Option<Sha256Digest>,
+) -> Result<Opened, CdfError> {
+    let session = |r: Result<Upload, CdfError>| r.map(Opened::Session);
     match create(client, file, plan, overwrite, source, now_ms).await {
         Err(e) if !overwrite && e.status() == Some(409) => {
             let Some(external_id) = &file.external_id else {
@@ -48,21 +63,38 @@ pub async fn open(
                         file_id = existing.id,
                         "the file exists without content (a create whose reply was lost); continuing with it"
                     );
-                    relink(client, existing.id, plan, source, now_ms).await
+                    session(relink(client, existing.id, plan, source, now_ms).await)
                 }
                 Some(existing) => {
+                    let stored = existing
+                        .metadata
+                        .get(crate::hash::METADATA_KEY)
+                        .and_then(|h| crate::hash::from_hex(h));
+                    if let Some(stored) = stored
+                        && local_sha256().await == Some(stored)
+                    {
+                        tracing::info!(
+                            external_id,
+                            file_id = existing.id,
+                            "the file exists in CDF with the same SHA-256; nothing to send"
+                        );
+                        return Ok(Opened::SameContent {
+                            file_id: existing.id,
+                            sha256: stored,
+                        });
+                    }
                     tracing::info!(
                         external_id,
                         file_id = existing.id,
                         "the file already exists in CDF with content; replacing it"
                     );
-                    create(client, file, plan, true, source, now_ms).await
+                    session(create(client, file, plan, true, source, now_ms).await)
                 }
                 // Deleted in between: the externalId is free again.
-                None => create(client, file, plan, false, source, now_ms).await,
+                None => session(create(client, file, plan, false, source, now_ms).await),
             }
         }
-        other => other,
+        other => session(other),
     }
 }
 

@@ -253,3 +253,35 @@ async fn the_hash_is_stored_for_cognite_files_too() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("verified 1 files: 1 ok"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_lost_job_store_files_with_the_same_hash_are_not_sent_again() {
+    let t = hashing_tree().await;
+    let same = pattern(3 * PART + 1, 1);
+    let changed = pattern(2000, 2);
+    t.write("same.bin", &same);
+    t.write("changed.txt", &changed);
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    let before = t.cdf.emu.counters().put_bytes_received;
+
+    // The state directory is lost (a new SD card, a wiped /var/lib); one file changed.
+    std::fs::remove_dir_all(t.state_dir()).expect("rm state");
+    let changed2 = pattern(2000, 3);
+    t.write("changed.txt", &changed2);
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    assert!(out.contains("the same SHA-256; nothing to send"), "{out}");
+    assert_eq!(
+        t.cdf.emu.counters().put_bytes_received,
+        before + 2000,
+        "only the changed file is sent: {out}"
+    );
+    held_with_hash(&t, "same.bin", &same);
+    held_with_hash(&t, "changed.txt", &changed2);
+    assert_eq!(t.cdf.emu.files().len(), 2);
+    // And the store knows them again: a third run sends and hashes nothing.
+    let (ok, out) = t.sync_once().await;
+    assert!(ok, "{out}");
+    assert_eq!(t.cdf.emu.counters().put_bytes_received, before + 2000);
+}
