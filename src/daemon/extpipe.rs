@@ -43,6 +43,8 @@ use crate::config::{
 use crate::secret::Secret;
 use crate::store::{FailureKind, JobState, StateKind};
 
+/// How long a stopping daemon tries to post its last runs.
+const STOP_DELIVERY: Duration = Duration::from_secs(5);
 /// How often the reporter looks at the pipeline.
 const TICK: Duration = Duration::from_secs(1);
 /// Runs kept while they cannot be delivered; beyond it the oldest non-failure goes.
@@ -279,6 +281,21 @@ impl Reporter {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(TICK) => {}
             }
+        }
+        // A clean stop is a `success` run, as extractor-utils reports one; it gets a few
+        // seconds (the stop must stay within systemd's timeout), then what is queued
+        // is lost.
+        let synced = self.ctx.progress.snapshot().totals.since_start.files;
+        self.push(
+            RunStatus::Success,
+            &format!("stopped: {synced} file(s) synced since start"),
+        );
+        if tokio::time::timeout(STOP_DELIVERY, self.deliver())
+            .await
+            .is_err()
+            || !self.queue.is_empty()
+        {
+            tracing::warn!(pipeline = %self.pipeline, runs = self.queue.len(), "extraction-pipeline runs not delivered before the stop");
         }
     }
 

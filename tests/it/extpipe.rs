@@ -166,6 +166,11 @@ async fn a_startup_run_then_heartbeats() {
     let all = runs(&t);
     assert_eq!(all[0].0, "success", "{all:?}");
     assert!(all.iter().all(|(s, _)| s != "failure"), "{all:?}");
+    let last = all.last().expect("runs");
+    assert!(
+        last.0 == "success" && last.1.starts_with("stopped:"),
+        "a clean stop is a success run: {all:?}"
+    );
     assert_clean_messages(&t);
 }
 
