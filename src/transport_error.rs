@@ -8,6 +8,9 @@
 
 use std::error::Error;
 
+/// What [`describe`] says of an untrusted certificate (an operator must act on it).
+pub const UNTRUSTED_CERTIFICATE: &str = "the server's certificate is not trusted";
+
 /// `e`'s message, its innermost cause, and a hint for certificate failures.
 pub fn describe(e: &(dyn Error + 'static)) -> String {
     let top = e.to_string();
@@ -24,7 +27,7 @@ pub fn describe(e: &(dyn Error + 'static)) -> String {
     // its error type is not ours to match on; this only picks the hint.
     if cause.contains("certificate") {
         format!(
-            "{top}: TLS handshake failed, the server's certificate is not trusted ({cause}); \
+            "{top}: TLS handshake failed, {UNTRUSTED_CERTIFICATE} ({cause}); \
              if a proxy inspects TLS, give its CA certificate in [cdf] ca_file"
         )
     } else {

@@ -217,11 +217,11 @@ impl Health {
         p.detail = detail.to_owned();
         p.next_probe = Instant::now() + p.backoff;
         let paused_for = p.since.elapsed();
-        match reason {
-            PauseReason::CredentialsRejected | PauseReason::StateUnwritable => tracing::error!(
+        match needs_operator(reason, detail) {
+            true => tracing::error!(
                 reason = %reason, error = detail, ?paused_for, next_probe_in = ?p.backoff,
                 "still paused: {}", advice(reason)),
-            _ => {
+            false => {
                 tracing::warn!(reason = %reason, error = detail, ?paused_for, next_probe_in = ?p.backoff,
                 "still paused")
             }
@@ -324,12 +324,24 @@ fn advice(reason: PauseReason) -> &'static str {
     }
 }
 
-fn log_pause(reason: PauseReason, detail: &str, wait: Duration) {
+/// Whether a pause needs an operator (ERROR) or may pass by itself (WARN): rejected
+/// credentials, an unwritable state dir, and a CDF whose certificate is not trusted.
+fn needs_operator(reason: PauseReason, detail: &str) -> bool {
     match reason {
-        PauseReason::CredentialsRejected | PauseReason::StateUnwritable => tracing::error!(
+        PauseReason::CredentialsRejected | PauseReason::StateUnwritable => true,
+        PauseReason::CdfUnreachable => {
+            detail.contains(crate::transport_error::UNTRUSTED_CERTIFICATE)
+        }
+        PauseReason::Throttled => false,
+    }
+}
+
+fn log_pause(reason: PauseReason, detail: &str, wait: Duration) {
+    match needs_operator(reason, detail) {
+        true => tracing::error!(
             reason = %reason, error = detail, next_probe_in = ?wait,
             "pipeline paused: {}", advice(reason)),
-        _ => tracing::warn!(reason = %reason, error = detail, next_probe_in = ?wait,
+        false => tracing::warn!(reason = %reason, error = detail, next_probe_in = ?wait,
             "pipeline paused: {}", advice(reason)),
     }
 }

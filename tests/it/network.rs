@@ -508,6 +508,11 @@ async fn an_untrusted_certificate_is_named_and_the_files_stay_queued() {
     assert!(terminate(daemon).await.success(), "{}", t.daemon_log(0));
     let log = t.daemon_log(0);
     assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("pipeline paused") && l.contains("ca_file")),
+        "an untrusted certificate needs an operator: an ERROR naming ca_file\n{log}"
+    );
 
     let ca = front.ca_file(t.dir.path());
     let text = std::fs::read_to_string(&t.config).unwrap().replace(
