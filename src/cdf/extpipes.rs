@@ -6,8 +6,6 @@
 //! fetched yet. `GET extpipes/config` is a read and goes through the quick retry tier
 //! like every other call.
 
-use std::time::Instant;
-
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -59,34 +57,10 @@ impl CdfClient {
             "message": truncate_chars(message, MAX_RUN_MESSAGE),
             "createdTime": created_ms,
         }]});
-        let started = Instant::now();
-        let mut retry = 0;
-        loop {
-            if let Some(rate) = &self.inner.rate {
-                rate.acquire().await;
-            }
-            let attempt = Instant::now();
-            let result = self
-                .call_once::<Value>(&Method::POST, ENDPOINT, &[], Some(&body))
-                .await;
-            self.inner.stats.attempt(false, attempt.elapsed());
-            let e = match result {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
-            };
-            let class = e.retry_class();
-            retry += 1;
-            let delay = never_recorded(&e)
-                .then(|| self.inner.retry.delay(retry, class, started))
-                .flatten();
-            let Some(delay) = delay else {
-                self.inner.stats.failed(class, false);
-                return Err(e);
-            };
-            self.inner.stats.failed(class, true);
-            tracing::debug!(retry, ?delay, error = %e, "retrying the run report");
-            tokio::time::sleep(delay).await;
-        }
+        let post = || self.call_once::<Value>(&Method::POST, ENDPOINT, &[], Some(&body));
+        self.with_retries_if(ENDPOINT, post, never_recorded)
+            .await
+            .map(drop)
     }
 
     /// `GET extpipes/config?externalId=`: the latest revision of the pipeline's config,

@@ -151,7 +151,22 @@ impl CdfClient {
 
     /// Runs `op` under the quick retry tier: transient failures and throttling are
     /// retried with backoff (or `Retry-After`) within [`RetryPolicy`]'s limits.
-    pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, CdfError>
+    pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, CdfError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CdfError>>,
+    {
+        self.with_retries_if(what, op, |_| true).await
+    }
+
+    /// [`CdfClient::with_retries`] for a call that may be retried only after failures
+    /// for which `retryable` holds (a non-idempotent call that CDF cannot have recorded).
+    pub(crate) async fn with_retries_if<T, F, Fut>(
+        &self,
+        what: &str,
+        mut op: F,
+        retryable: impl Fn(&CdfError) -> bool,
+    ) -> Result<T, CdfError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, CdfError>>,
@@ -173,7 +188,10 @@ impl CdfClient {
             };
             let class = e.retry_class();
             retry += 1;
-            let Some(delay) = self.inner.retry.delay(retry, class, started) else {
+            let delay = retryable(&e)
+                .then(|| self.inner.retry.delay(retry, class, started))
+                .flatten();
+            let Some(delay) = delay else {
                 self.inner.stats.failed(class, false);
                 return Err(e);
             };

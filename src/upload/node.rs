@@ -137,7 +137,7 @@ pub fn iso8601(ms: i64) -> String {
 }
 
 /// The proleptic Gregorian date of a day number since 1970-01-01 (H. Hinnant).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -149,6 +149,21 @@ async fn emulator_keeps_config_revisions() {
     assert_eq!(status, 400, "{reply}");
 }
 
+/// Waits for a `failure` run naming `cause`, followed by a `success` "recovered".
+async fn failure_then_recovery(t: &Tree, cause: &str) {
+    wait_for(30, "the failure, then the recovery", || {
+        let all = runs(t);
+        let failure = all
+            .iter()
+            .position(|(s, m)| s == "failure" && m.contains(cause));
+        let recovered = all
+            .iter()
+            .position(|(s, m)| s == "success" && m.contains("recovered"));
+        matches!((failure, recovered), (Some(f), Some(r)) if f < r)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_startup_run_then_heartbeats() {
     let t = Tree::new("").await;
@@ -194,17 +209,7 @@ async fn rejected_credentials_are_one_failure_run_then_a_success() {
     assert!(runs(&t).is_empty(), "nothing can be posted without a token");
     t.cdf.emu.set_faults(Faults::default());
     wait_for(60, "the file", || synced(&t, "gw:it:/a.txt", &bytes)).await;
-    wait_for(30, "the failure, then the recovery", || {
-        let all = runs(&t);
-        let failure = all
-            .iter()
-            .position(|(s, m)| s == "failure" && m.contains("credentials rejected"));
-        let recovered = all
-            .iter()
-            .position(|(s, m)| s == "success" && m.contains("recovered"));
-        matches!((failure, recovered), (Some(f), Some(r)) if f < r)
-    })
-    .await;
+    failure_then_recovery(&t, "credentials rejected").await;
     assert!(terminate(daemon).await.success());
     let all = runs(&t);
     assert_eq!(
@@ -248,17 +253,7 @@ async fn an_outage_longer_than_the_threshold_is_one_failure_then_a_success() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     t.cdf.emu.set_down(false);
     wait_for(60, "the file", || synced(&t, "gw:it:/during.bin", &bytes)).await;
-    wait_for(30, "the failure, then the recovery", || {
-        let all = runs(&t);
-        let failure = all
-            .iter()
-            .position(|(s, m)| s == "failure" && m.contains("CDF unreachable"));
-        let recovered = all
-            .iter()
-            .position(|(s, m)| s == "success" && m.contains("recovered"));
-        matches!((failure, recovered), (Some(f), Some(r)) if f < r)
-    })
-    .await;
+    failure_then_recovery(&t, "CDF unreachable").await;
     assert!(terminate(daemon).await.success());
     let all = runs(&t);
     assert_eq!(

@@ -63,14 +63,8 @@ fn offset(text: &str) -> Option<i64> {
     (valid && h < 24 && m < 60).then_some(sign * (h * 60 + m))
 }
 
-/// `2025-01-01T00:00:00.000+00:00`.
-pub(crate) fn format_timestamp(ms: i64) -> String {
-    let (day, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, mo, d) = civil_from_days(day);
-    let (h, mi) = (in_day / 3_600_000, in_day / 60_000 % 60);
-    let (s, milli) = (in_day / 1000 % 60, in_day % 1000);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}+00:00")
-}
+/// `2025-01-01T00:00:00.000+00:00` (the daemon's own formatting: one algorithm).
+pub(crate) use crate::upload::node::iso8601 as format_timestamp;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -82,17 +76,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+use crate::upload::node::civil_from_days;
 
 #[cfg(test)]
 mod tests {
