@@ -327,6 +327,7 @@ mod tests {
                     roots,
                     vec![RootCounts {
                         root: "r".into(),
+                        synced: 0,
                         jobs: 2,
                         queued: 1,
                         in_flight: 0,

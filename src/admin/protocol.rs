@@ -186,6 +186,9 @@ pub const MAX_ROOT_SCAN: usize = 20_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootCounts {
     pub root: String,
+    /// Paths synced (files tracked with nothing left to do).
+    #[serde(default)]
+    pub synced: u64,
     /// Jobs of any state: files found and not yet synced (or failed).
     pub jobs: u64,
     pub queued: u64,

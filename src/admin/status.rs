@@ -42,21 +42,33 @@ pub(super) fn status(store: &Store, owner: Owner<'_>, now_ms: i64) -> Result<Rep
     Ok(Reply::Status {
         counts,
         health,
-        roots: per_root(&store.list(None, MAX_ROOT_SCAN)?),
+        roots: per_root(&store.list(None, MAX_ROOT_SCAN)?, store.synced_by_root()?),
         roots_truncated: counts.jobs() > MAX_ROOT_SCAN as u64,
         oldest_queued,
         daemon,
     })
 }
 
-/// Jobs per root, in root order.
-fn per_root(jobs: &[Job]) -> Vec<RootCounts> {
-    let mut roots: BTreeMap<&str, RootCounts> = BTreeMap::new();
+/// Synced paths and jobs per root, in root order.
+fn per_root(jobs: &[Job], synced: BTreeMap<String, u64>) -> Vec<RootCounts> {
+    let mut roots: BTreeMap<String, RootCounts> = synced
+        .into_iter()
+        .map(|(root, synced)| {
+            let counts = RootCounts {
+                root: root.clone(),
+                synced,
+                ..RootCounts::default()
+            };
+            (root, counts)
+        })
+        .collect();
     for job in jobs {
-        let root = roots.entry(&job.key.root).or_insert_with(|| RootCounts {
-            root: job.key.root.clone(),
-            ..RootCounts::default()
-        });
+        let root = roots
+            .entry(job.key.root.clone())
+            .or_insert_with(|| RootCounts {
+                root: job.key.root.clone(),
+                ..RootCounts::default()
+            });
         root.jobs += 1;
         match StateKind::of(&job.state) {
             StateKind::Queued => root.queued += 1,

@@ -127,6 +127,14 @@ impl Engine for MemoryStore {
             .collect())
     }
 
+    fn synced_by_root(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for key in self.lock().synced.keys() {
+            *out.entry(key.root.clone()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
         let mem = self.lock();
         let mut due: Vec<(i64, &Job)> = mem

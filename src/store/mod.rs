@@ -82,6 +82,8 @@ pub(crate) trait Engine: Send + Sync {
     /// Jobs in id order for which `keep` holds, at most `limit`.
     fn scan(&self, keep: &dyn Fn(&Job) -> bool, limit: usize) -> Result<Vec<Job>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// Synced paths per root id (roots without any are left out).
+    fn synced_by_root(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;
     fn size_on_disk(&self) -> Result<u64, StoreError>;
     /// Makes every write so far durable (sled: write + `sync_file_range` of its log).
     fn flush_now(&self) -> Result<(), FlushFailure>;
@@ -302,6 +304,12 @@ impl Store {
     pub fn list(&self, state: Option<StateKind>, limit: usize) -> Result<Vec<Job>, StoreError> {
         let keep = |j: &Job| state.is_none_or(|k| StateKind::of(&j.state) == k);
         self.engine().scan(&keep, limit)
+    }
+
+    /// Synced paths per root id (roots without any are left out). Cheap on sled (kept
+    /// up to date); the in-memory double counts.
+    pub fn synced_by_root(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.engine().synced_by_root()
     }
 
     /// Jobs per state, synced paths, quarantined records. Cheap (kept up to date).

@@ -96,6 +96,9 @@ impl Engine for Closed {
     fn counts(&self) -> Result<Counts, StoreError> {
         self.err()
     }
+    fn synced_by_root(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.err()
+    }
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.err()
     }

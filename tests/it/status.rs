@@ -97,6 +97,10 @@ async fn a_running_daemon_reports_uploads_in_flight() {
     assert_eq!(doc["roots"][0]["root"], "it");
     assert_eq!(doc["roots"][0]["in_flight"], 1, "{doc:#}");
     assert_eq!(doc["roots"][0]["failed"], 1, "{doc:#}");
+    assert_eq!(
+        doc["roots"][0]["synced"], doc["counts"]["synced"],
+        "{doc:#}"
+    );
     let error = &doc["daemon"]["errors"][0];
     assert_eq!(error["path"], "it:/bad.txt", "{doc:#}");
     let request_id = error["request_id"].as_str().expect("CDF's request id");
@@ -174,7 +178,7 @@ async fn with_the_daemon_stopped_status_reads_the_job_store() {
         .find(|l| l.starts_with("it "))
         .expect("it's row");
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells, ["it", "2", "1", "0", "1"], "{text}");
+    assert_eq!(cells, ["it", "1", "2", "1", "0", "1"], "{text}");
     for line in text.lines() {
         assert!(line.chars().count() <= 80, "{line:?}");
     }

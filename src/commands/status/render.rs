@@ -110,14 +110,15 @@ fn daemon_lines(out: &mut String, d: &DaemonStatus, doc: &StatusDoc, now: i64) {
 fn roots(out: &mut String, roots: &[RootCounts], truncated: bool) {
     let _ = writeln!(
         out,
-        "{:<36}{:>8}{:>9}{:>11}{:>8}",
-        "ROOT", "JOBS", "QUEUED", "IN FLIGHT", "FAILED"
+        "{:<30}{:>10}{:>8}{:>9}{:>11}{:>8}",
+        "ROOT", "SYNCED", "JOBS", "QUEUED", "IN FLIGHT", "FAILED"
     );
     for r in roots {
         let _ = writeln!(
             out,
-            "{:<36}{:>8}{:>9}{:>11}{:>8}",
-            fit(&r.root, 35),
+            "{:<30}{:>10}{:>8}{:>9}{:>11}{:>8}",
+            fit(&r.root, 29),
+            r.synced,
             r.jobs,
             r.queued,
             r.in_flight,

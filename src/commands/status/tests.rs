@@ -60,6 +60,7 @@ fn daemon_reply() -> Reply {
         health: None,
         roots: vec![RootCounts {
             root: "it".into(),
+            synced: 12,
             jobs: 6,
             queued: 3,
             in_flight: 2,

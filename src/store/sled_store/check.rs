@@ -39,10 +39,16 @@ impl SledStore {
                 }
             }
         }
+        let mut by_root = std::collections::BTreeMap::<String, u64>::new();
         for entry in self.t.synced.iter() {
             let (key, value) = entry.map_err(|e| self.err(e))?;
             match codec::decode_synced(&value) {
-                Ok(_) => fresh.synced += 1,
+                Ok(_) => {
+                    fresh.synced += 1;
+                    if let Some(file) = codec::path_from_key(&key) {
+                        *by_root.entry(file.root).or_default() += 1;
+                    }
+                }
                 Err(why) => {
                     self.quarantine(&self.t.synced, "synced", &key)?;
                     error!(reason = %why, dir = %self.dir.display(),
@@ -57,6 +63,10 @@ impl SledStore {
         }
         fresh.quarantined = self.t.quarantine.len() as u64;
         *counts = fresh;
+        *self
+            .synced_by_root
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = by_root;
         Ok(())
     }
 

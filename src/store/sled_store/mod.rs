@@ -27,6 +27,7 @@
 mod check;
 mod open;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -78,6 +79,8 @@ pub(crate) struct SledStore {
     pub(crate) t: Trees,
     db: Db,
     write: Mutex<Counts>,
+    /// Synced paths per root; taken only while `write` is held (so `write` first).
+    synced_by_root: Mutex<BTreeMap<String, u64>>,
     /// A write or flush failed with an IO error: sled refuses writes until reopened.
     failed: AtomicBool,
     // Declared last: released only after sled has closed.
@@ -96,6 +99,19 @@ enum Slot {
 impl SledStore {
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.write.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `delta` to `root`'s synced count (`write` is held by the caller).
+    fn count_root(&self, root: &str, delta: i64) {
+        let mut by_root = self
+            .synced_by_root
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = by_root.entry(root.to_owned()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            by_root.remove(root);
+        }
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -186,7 +202,10 @@ impl SledStore {
                     .map_err(|source| StoreError::Encode { id, source })?;
                 let path = codec::path_key(&old.key);
                 let before = self.t.synced.insert(path, bytes).map_err(e)?;
-                counts.synced += u64::from(before.is_none());
+                if before.is_none() {
+                    counts.synced += 1;
+                    self.count_root(&old.key.root, 1);
+                }
             }
             match (&change.old, &change.new) {
                 (old, Some(new)) => {
@@ -304,6 +323,7 @@ impl Engine for SledStore {
             .map_err(|e| self.err(e))?;
         if removed.is_some() {
             counts.synced = counts.synced.saturating_sub(1);
+            self.count_root(&key.root, -1);
         }
         Ok(removed.is_some())
     }
@@ -383,6 +403,15 @@ impl Engine for SledStore {
             self.check(&mut self.lock())?;
         }
         Ok(out)
+    }
+
+    fn synced_by_root(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let _write = self.lock();
+        Ok(self
+            .synced_by_root
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {

@@ -100,6 +100,7 @@ fn open_locked(
         t,
         db,
         write: Mutex::new(Counts::default()),
+        synced_by_root: Mutex::default(),
         failed: AtomicBool::new(false),
         dir_lock: lock,
     };

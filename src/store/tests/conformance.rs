@@ -460,6 +460,18 @@ fn synced_records_page_by_root_in_path_order(s: Store) {
     assert_eq!(seen, want, "path order (bytes), every record once");
     assert_eq!(s.synced_page("none", None, 10).unwrap(), vec![]);
     assert_eq!(s.synced_page("roo", None, 10).unwrap().len(), 1);
+    let by_root = |s: &Store| s.synced_by_root().unwrap().into_iter().collect::<Vec<_>>();
+    let want = |n| {
+        vec![
+            ("roo".to_owned(), 1),
+            ("root".to_owned(), n),
+            ("root2".to_owned(), 1),
+        ]
+    };
+    assert_eq!(by_root(&s), want(4));
+    assert!(s.forget_synced(&key(12)).unwrap());
+    assert!(!s.forget_synced(&key(12)).unwrap());
+    assert_eq!(by_root(&s), want(3));
 }
 
 fn unknown_jobs_are_errors_not_panics(s: Store) {

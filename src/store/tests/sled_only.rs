@@ -155,3 +155,23 @@ fn open_repairs_what_a_crash_left_half_done() {
     );
     assert!(s.parts_done(queued).unwrap().is_empty() && s.parts_done(ghost).unwrap().is_empty());
 }
+
+#[test]
+fn synced_counts_per_root_are_recounted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        for (root, n) in [("a", 1), ("a", 2), ("b", 3)] {
+            let key = FileKey::new(root, std::path::Path::new(&format!("f{n}")));
+            let Enqueued::New(id) = s.enqueue(key, fp(n), 10).unwrap() else {
+                panic!("not new")
+            };
+            s.set_state(id, JobState::Done { file_id: 1 }).unwrap();
+            s.finish(id, synced(n)).unwrap();
+        }
+        s.flush_blocking().unwrap();
+    }
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let by_root: Vec<_> = s.synced_by_root().unwrap().into_iter().collect();
+    assert_eq!(by_root, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
+}
