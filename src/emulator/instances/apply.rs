@@ -349,6 +349,7 @@ fn sync_file(state: &State, id: &InstanceId, props: &Map<String, Value>, now: i6
     r.source_modified_time = time("sourceUpdatedTime");
     r.last_updated_time = now;
     if is_new {
+        state.counters.count_creation(&id.external_id);
         let visible_at = Instant::now() + state.config.dm_propagation_lag;
         lock(&state.instance_visible_at).insert(id.clone(), visible_at);
     }

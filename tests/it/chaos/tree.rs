@@ -162,6 +162,13 @@ pub fn external_id(rel: &str) -> String {
     format!("gw:it:/{rel}")
 }
 
+/// The externalId a CDF file answers to: its own, or its node's (data modeling).
+pub fn cdf_id(f: &FileView) -> Option<&str> {
+    f.external_id
+        .as_deref()
+        .or(f.instance_id.as_ref().map(|i| i.external_id.as_str()))
+}
+
 /// The CDF directory and name of a relative path (`directory_prefix = "/site"`).
 pub fn directory_and_name(rel: &str) -> (String, String) {
     match rel.rsplit_once('/') {
@@ -173,7 +180,7 @@ pub fn directory_and_name(rel: &str) -> (String, String) {
 fn synced(held: &[FileView], rel: &str, e: &Expected) -> bool {
     let x = external_id(rel);
     held.iter().any(|f| {
-        f.external_id.as_deref() == Some(x.as_str())
+        cdf_id(f) == Some(x.as_str())
             && f.uploaded
             && f.sha256.as_deref() == Some(e.sha256.as_str())
     })

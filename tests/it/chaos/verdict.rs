@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use cdf_syncd::emulator::CountersSnapshot;
 use cdf_syncd::store::{StateKind, Store, StoreOptions};
 
-use super::tree::{Model, directory_and_name, external_id};
+use super::tree::{Model, cdf_id, directory_and_name, external_id};
 use super::weather::Report;
 use super::{FILES, KillLog, PARALLEL, Params};
 use crate::support::daemon::{PART, Tree, terminate};
@@ -97,7 +97,7 @@ impl Verdict {
                 .into_iter()
                 .map(|rel| {
                     let x = external_id(rel);
-                    let f = held.iter().find(|f| f.external_id.as_deref() == Some(&x));
+                    let f = held.iter().find(|f| cdf_id(f) == Some(&x));
                     let state = f.map_or("not created".to_owned(), |f| {
                         format!("id {} uploaded {} size {:?}", f.id, f.uploaded, f.size)
                     });
@@ -169,10 +169,7 @@ impl Verdict {
         for (rel, expected) in &model.files {
             let x = external_id(rel);
             let (directory, name) = directory_and_name(rel);
-            let by_x: Vec<_> = held
-                .iter()
-                .filter(|f| f.external_id.as_deref() == Some(&x))
-                .collect();
+            let by_x: Vec<_> = held.iter().filter(|f| cdf_id(f) == Some(&x)).collect();
             let by_path = held
                 .iter()
                 .filter(|f| f.directory.as_deref() == Some(&directory) && f.name == name)
