@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 pub use bandwidth::{Bandwidth, RatePolicy};
 pub use download::DOWNLOAD_LINKS_PER_REQUEST;
 pub use error::{ApiError, CdfError, RetryClass};
+pub use gcs::is_resumable_url;
 pub use instances::{NodeWrite, ViewSource};
 pub use network::NetworkConfig;
 pub use put::PutKind;

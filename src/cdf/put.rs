@@ -33,6 +33,9 @@ pub enum PutKind {
 }
 
 const CHUNK: usize = 64 * 1024;
+/// Bodies up to this size are read in one blocking call and sent from memory: a small
+/// file then costs one trip to the blocking pool instead of one per open, seek and read.
+const SMALL_BODY: u64 = 256 * 1024;
 
 /// How upload PUTs are named in errors and stats (`worker` matches it for a gone URL).
 pub(super) const PUT_ENDPOINT: &str = "upload PUT";
@@ -126,7 +129,7 @@ impl CdfClient {
     }
 
     /// `len` bytes of `path` from `offset` as a streamed body, every 64 KiB chunk
-    /// through the bandwidth limit.
+    /// through the bandwidth limit (a small body is read whole, then passes the limit).
     pub(super) async fn region_body(
         &self,
         path: &Path,
@@ -137,6 +140,15 @@ impl CdfClient {
             path: path.to_owned(),
             source,
         };
+        if len <= SMALL_BODY {
+            let owned = path.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || read_region(&owned, offset, len))
+                .await
+                .map_err(|e| io_err(std::io::Error::other(e)))?
+                .map_err(io_err)?;
+            self.inner.bandwidth.acquire(len).await;
+            return Ok(reqwest::Body::from(bytes));
+        }
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
         let bandwidth = Arc::clone(&self.inner.bandwidth);
@@ -158,6 +170,16 @@ impl CdfClient {
     pub(super) fn put_deadline(&self, len: u64) -> Duration {
         self.inner.put_timeout + self.inner.bandwidth.expected_delay(len)
     }
+}
+
+/// Exactly `len` bytes of `path` from `offset` (a file that shrank is an error).
+fn read_region(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+    file.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// An absolute upload URL as is; a relative one joined to the CDF base URL.

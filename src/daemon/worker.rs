@@ -236,14 +236,7 @@ async fn attempt(ctx: &Ctx, job: &Job, cancel: &CancellationToken) -> Result<Syn
         .find(|r| r.id == job.key.root)
         .ok_or(Stop::Vanished)?;
     let path = root.path.join(job.key.rel_path());
-    let fp = stat(&path).await?;
-    // An unreadable file fails before anything is created for it in CDF.
-    if let Err(e) = tokio::fs::File::open(&path).await {
-        return Err(match e.kind() {
-            std::io::ErrorKind::NotFound => Stop::Vanished,
-            _ => Stop::Permanent(format!("cannot read {}: {e}", path.display())),
-        });
-    }
+    let fp = stat_readable(&path).await?;
     if fp.size > root.max_file_size {
         return Err(Stop::Permanent(format!(
             "{} bytes is over max_file_size ({} bytes)",
@@ -423,9 +416,21 @@ impl From<node::NodeError> for Stop {
 }
 
 /// Records a new session (clearing old part checkpoints) and makes it durable.
+///
+/// It is made durable before anything is sent only when a restart can resume it:
+/// multipart parts and GCS resumable sessions. A plain single PUT is sent whole again
+/// after a crash either way, and the file its create made is found again by
+/// externalId (409), so its record rides on the next flush (one group commit per
+/// small file instead of three).
 async fn start(ctx: &Ctx, job: &Job, upload: Upload) -> Result<Upload, Stop> {
     ctx.store.start_upload(job.id, upload.clone())?;
-    ctx.store.flush().await?;
+    let resumable = match &upload.target {
+        Target::Multipart { .. } => true,
+        Target::Single { url } => crate::cdf::is_resumable_url(url),
+    };
+    if resumable {
+        ctx.store.flush().await?;
+    }
     Ok(upload)
 }
 
@@ -557,7 +562,11 @@ async fn finish_job(
         mut digest,
     } = sent;
     ctx.store.set_state(job.id, JobState::Done { file_id })?;
-    ctx.store.flush().await?;
+    // Durable before the source is deleted or moved; the CDF updates below are
+    // idempotent, and a crash before `finish` is durable only repeats some work.
+    if root.after_upload != crate::config::AfterUpload::Keep {
+        ctx.store.flush().await?;
+    }
     // A CogniteFile's directory is a node property, written with the node.
     if job.overwrite && ctx.settings().cdf.target == CdfTarget::Classic {
         let source = mapped.fields.source.as_deref();
@@ -620,6 +629,30 @@ async fn record_synced(
     ctx.store.finish(job.id, synced)?;
     ctx.store.flush().await?;
     Ok(())
+}
+
+/// The file's fingerprint, once it is known to open for reading: an unreadable file
+/// fails before anything is created for it in CDF. One trip to the blocking pool.
+async fn stat_readable(path: &Path) -> Result<Fingerprint, Stop> {
+    let owned = path.to_owned();
+    let checked = tokio::task::spawn_blocking(move || {
+        let meta = std::fs::symlink_metadata(&owned)?;
+        if meta.is_file() {
+            std::fs::File::open(&owned)?;
+        }
+        Ok::<_, std::io::Error>(meta)
+    })
+    .await
+    .map_err(|e| Stop::Permanent(format!("cannot read {}: {e}", path.display())))?;
+    match checked {
+        Ok(meta) if meta.is_file() => Ok(Fingerprint::of(&meta)),
+        Ok(_) => Err(Stop::Vanished),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Stop::Vanished),
+        Err(e) => Err(Stop::Permanent(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 async fn stat(path: &Path) -> Result<Fingerprint, Stop> {

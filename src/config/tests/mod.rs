@@ -25,7 +25,7 @@ pub(super) fn config(cdf: &str, auth: &str, root: &str, tail: &str) -> String {
 pub(super) fn env(name: &str) -> Option<String> {
     match name {
         "SITE" => Some("site-a".into()),
-        "WORKERS" => Some("8".into()),
+        "WORKERS" => Some("6".into()),
         "HIDDEN" => Some("hunter2-value".into()),
         _ => None,
     }
@@ -96,7 +96,7 @@ fn minimal_config_gets_the_documented_defaults() {
     assert_eq!(s.upload.part_size, PartSize::Auto);
     assert_eq!(
         (s.upload.max_concurrent_files, s.upload.max_parallel_parts),
-        (4, 4)
+        (8, 4)
     );
     assert_eq!(s.upload.retry.max_request_retries, 10);
     assert_eq!(
@@ -147,7 +147,7 @@ fn env_substitution_fills_strings_and_numbers() {
         "[upload]\nmax_concurrent_files = ${WORKERS}",
     ));
     assert_eq!(s.roots[0].external_id_prefix, "site-a:");
-    assert_eq!(s.upload.max_concurrent_files, 8);
+    assert_eq!(s.upload.max_concurrent_files, 6);
     let s = ok(&config(
         "",
         AUTH,
