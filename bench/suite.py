@@ -389,16 +389,26 @@ level = "warn"
                     raise SystemExit(f"daemon never uploaded the probe; log: {log_path.read_text()[-2000:]}")
                 time.sleep(0.05)
             rng = random.Random(5)
-            for i in range(count):
-                name = f"lat{i:05}.bin"
-                d = root / f"s{i % 10}"
-                d.mkdir(exist_ok=True)
-                with (d / name).open("wb") as fh:
+            dirs = [root / f"s{i}" for i in range(10)]
+            for d in dirs:
+                d.mkdir()
+            time.sleep(1)  # the watcher has seen the directories (steady state)
+
+            def write(path: Path) -> None:
+                with path.open("wb") as fh:
                     fh.write(rng.randbytes(rng.randint(4 * KIB, 64 * KIB)))
-                closed[name] = time.time()
+                closed[path.name] = time.time()
                 time.sleep(0.02)
+
+            for i in range(count):
+                write(dirs[i % 10] / f"lat{i:05}.bin")
+            # A file in a directory that did not exist a moment ago (the watch on it comes late).
+            for i in range(10):
+                d = root / f"new{i}"
+                d.mkdir()
+                write(d / f"newdir{i:02}.bin")
             deadline = time.time() + 120
-            while len([n for n in closed if n in seen]) < count and time.time() < deadline:
+            while len([n for n in closed if n in seen]) < len(closed) and time.time() < deadline:
                 time.sleep(0.1)
         finally:
             stop.set()
@@ -407,11 +417,15 @@ level = "warn"
             daemon.wait(timeout=30)
             shutil.rmtree(state, ignore_errors=True)
             shutil.rmtree(root, ignore_errors=True)
-        lat = sorted(seen[n] - closed[n] for n in closed if n in seen)
-        missing = count - len(lat)
+        lat = sorted(seen[n] - closed[n] for n in closed if n in seen and n.startswith("lat"))
+        newdir = sorted(seen[n] - closed[n] for n in closed if n in seen and n.startswith("newdir"))
+        missing = len(closed) - len(lat) - len(newdir)
         q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
         res = {"files": count, "uploaded": len(lat), "missing": missing, "p50": q[49], "p99": q[98],
-               "max": lat[-1] if lat else None, "poll_interval": 0.02, "when": time.strftime("%Y-%m-%d %H:%M")}
+               "max": lat[-1] if lat else None,
+               "new_dir": {"files": len(newdir), "p50": statistics.median(newdir) if newdir else None,
+                           "max": newdir[-1] if newdir else None},
+               "poll_interval": 0.02, "when": time.strftime("%Y-%m-%d %H:%M")}
         log(f"latency: {res}")
         return res
 
