@@ -6,7 +6,7 @@
 #
 #   --quick       1 GiB large file, 5,000 small files, 200 latency files, 3 runs
 #                 (default: 4 GiB, 20,000, 1,000, 5 runs)
-#   --workloads   comma-separated subset of large,small,mixed,latency,restart,ratelimit
+#   --workloads   comma-separated subset of large,small,mixed,latency,restart,tracked,ratelimit
 #                 (default all of them); `tune` sweeps the Python contenders' settings
 #   --runs N      runs per contender per workload
 #
@@ -27,6 +27,7 @@ for a in "${args[@]}"; do [ "$a" != "--no-report" ] && suite_args+=("$a"); done
 
 echo "==> cargo build --release" >&2
 cargo build --release --locked --quiet
+cargo build --release --locked --quiet --example bench_prefill # the `tracked` workload's store filler
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/cdf-syncd"
 test -x "$bin"
 

@@ -474,6 +474,46 @@ level = "warn"
         shutil.rmtree(state, ignore_errors=True)
         return out
 
+    # --- memory and restart vs tracked files (prefilled job store) -------------------------
+
+    def tracked(self, counts: list[int]) -> dict[str, Any]:
+        """Empty files on disk, a job store prefilled with a synced record for each
+        (examples/bench_prefill.rs), then `sync --once`: the scan stats every file, finds it
+        synced, uploads nothing; its peak RSS and time are what the tracked files cost."""
+        prefill = self.bin.parent / "examples" / "bench_prefill"
+        out: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M"), "points": []}
+        root = self.work / "tracked"
+        state = self.work / "state"
+        made = 0
+        try:
+            for count in counts:
+                for i in range(made, count):
+                    d = root / f"a{i % 100:02}" / f"b{(i // 100) % 100:02}"
+                    if i < 10_000:
+                        d.mkdir(parents=True, exist_ok=True)
+                    (d / f"t{i:07}").touch()
+                made = count
+                shutil.rmtree(state, ignore_errors=True)
+                fill = measure([str(prefill), str(state), "bench", str(root)])
+                if fill["rc"] != 0:
+                    raise SystemExit(f"tracked: prefill failed: {fill['stderr']}")
+                cfg = self.config(root, state)
+                self.emu.reset()
+                m = measure([str(self.bin), "sync", "--once", "--config", str(cfg)], {"BENCH_SECRET": "demo-secret"})
+                uploaded = len(self.emu.files())
+                if m["rc"] != 0 or uploaded:
+                    raise SystemExit(f"tracked: sync --once over {count} synced files uploaded {uploaded} or failed: {m['stderr']}")
+                find = measure(["sh", "-c", f"find {root} -type f | wc -l"])
+                store = sum(p.stat().st_size for p in state.rglob("*") if p.is_file())
+                point = {"files": count, "prefill_s": fill["wall"], "idle_s": m["wall"], "rss_kib": m["maxrss_kib"],
+                         "cpu": m["cpu"], "find_s": find["wall"], "store_bytes": store}
+                log(f"tracked: {point}")
+                out["points"].append(point)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(state, ignore_errors=True)
+        return out
+
     # --- [upload] max_rate --------------------------------------------------------------------
 
     def ratelimit(self, rate_mib: int, seconds: int) -> dict[str, Any]:
@@ -551,7 +591,7 @@ def main() -> int:
     ap.add_argument("--results", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
-    ap.add_argument("--workloads", default="large,small,mixed,latency,restart,ratelimit")
+    ap.add_argument("--workloads", default="large,small,mixed,latency,restart,tracked,ratelimit")
     ap.add_argument("--command", default="", help="the command line, for the report")
     ap.add_argument("--large-mib", type=int, help="override the large file's size")
     ap.add_argument("--small-files", type=int, help="override the number of small files")
@@ -585,6 +625,8 @@ def main() -> int:
                 res = suite.latency(200 if args.quick else 1000)
             elif name == "restart":
                 res = suite.restart([10_000] if args.quick else [10_000, 100_000])
+            elif name == "tracked":
+                res = suite.tracked([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
             elif name == "ratelimit":
                 res = suite.ratelimit(16, 10 if args.quick else 30)
             elif name == "tune":
