@@ -16,13 +16,14 @@ use cdf_syncd::store::{Enqueued, FileKey, JobState, Store, StoreOptions, SyncedF
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Res<()> {
+/// Calls `visit` for every file under `dir`, holding no list of them.
+fn walk(dir: &Path, visit: &mut dyn FnMut(PathBuf) -> Res<()>) -> Res<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
-            walk(&entry.path(), out)?;
+            walk(&entry.path(), visit)?;
         } else {
-            out.push(entry.path());
+            visit(entry.path())?;
         }
     }
     Ok(())
@@ -34,29 +35,31 @@ fn main() -> Res<()> {
         return Err("usage: bench_prefill STATE_DIR ROOT_ID ROOT_PATH".into());
     };
     let root = PathBuf::from(root);
-    let mut paths = Vec::new();
-    walk(&root, &mut paths)?;
     let mut options = StoreOptions::default();
     if let Ok(mib) = std::env::var("BENCH_CACHE_MIB") {
         options.cache_bytes = mib.parse::<u64>()? << 20;
     }
     let store = Store::open(&state, options)?;
     if args.next().as_deref() == Some("lookup") {
-        let mut found = 0;
-        for path in &paths {
+        let (mut found, mut files) = (0, 0);
+        walk(&root, &mut |path| {
             let key = FileKey::new(root_id.clone(), path.strip_prefix(&root)?);
             found += usize::from(store.synced(&key)?.is_some());
-        }
-        println!("{found} of {} files have a synced record", paths.len());
+            files += 1;
+            Ok(())
+        })?;
+        println!("{found} of {files} files have a synced record");
         return Ok(());
     }
-    for (n, path) in paths.iter().enumerate() {
-        let fp = Fingerprint::of(&std::fs::symlink_metadata(path)?);
+    let mut n = 0;
+    walk(&root, &mut |path| {
+        n += 1;
+        let fp = Fingerprint::of(&std::fs::symlink_metadata(&path)?);
         let key = FileKey::new(root_id.clone(), path.strip_prefix(&root)?);
         let Enqueued::New(id) = store.enqueue(key, fp, 1)? else {
-            continue;
+            return Ok(());
         };
-        let file_id = n as i64 + 1;
+        let file_id = n as i64;
         store.start_upload(
             id,
             Upload {
@@ -78,10 +81,11 @@ fn main() -> Res<()> {
                 sha256: None,
             },
         )?;
-        if n % 10_000 == 9_999 {
+        if n % 10_000 == 0 {
             store.flush_blocking()?;
         }
-    }
+        Ok(())
+    })?;
     store.flush_blocking()?;
     println!("{} synced records in {state}", store.counts()?.synced);
     Ok(())
