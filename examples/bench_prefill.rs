@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use cdf_syncd::fingerprint::Fingerprint;
-use cdf_syncd::store::{Enqueued, FileKey, JobState, Store, StoreOptions, SyncedFile, Target, Upload};
+use cdf_syncd::store::{
+    Enqueued, FileKey, JobState, Store, StoreOptions, SyncedFile, Target, Upload,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
