@@ -4,7 +4,9 @@
 //! is bounded with `take(len)` so a file that grew cannot send extra bytes; a
 //! `Content-Type` only on single-part PUTs, equal to the file's mimeType (S3 signs it);
 //! none on multipart parts (GCS rejects it); and never the CDF bearer token. The body
-//! streams from disk in 64 KiB chunks: nothing is held whole in memory, and every
+//! streams from disk in 256 KiB chunks (one trip to the blocking pool each: 64 KiB
+//! reads cost 30 % of the CPU in thread wake-ups; 1 MiB ones add ~16 MiB of RSS for
+//! 4 % more): nothing is held whole in memory (a body up to 256 KiB is read whole), and every
 //! chunk passes the shared bandwidth limit (`bandwidth.rs`) before it is sent, the
 //! PUT's deadline widened by the time the limit alone needs. A relative upload URL is
 //! resolved against the CDF base URL; with `[cdf] upload_url_host` its host (and port)
@@ -32,7 +34,7 @@ pub enum PutKind {
     Part,
 }
 
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 /// Bodies up to this size are read in one blocking call and sent from memory: a small
 /// file then costs one trip to the blocking pool instead of one per open, seek and read.
 const SMALL_BODY: u64 = 256 * 1024;
@@ -128,7 +130,7 @@ impl CdfClient {
         Ok(url)
     }
 
-    /// `len` bytes of `path` from `offset` as a streamed body, every 64 KiB chunk
+    /// `len` bytes of `path` from `offset` as a streamed body, every 256 KiB chunk
     /// through the bandwidth limit (a small body is read whole, then passes the limit).
     pub(super) async fn region_body(
         &self,
