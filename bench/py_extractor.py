@@ -27,10 +27,10 @@ from pathlib import Path
 # loopback) unless told otherwise.
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
-from cognite.client import ClientConfig, CogniteClient, global_config  # noqa: E402
-from cognite.client.credentials import OAuthClientCredentials  # noqa: E402
+from cognite.client import global_config  # noqa: E402
 from cognite.client.data_classes import FileMetadata  # noqa: E402
 from cognite.extractorutils.uploader import IOFileUploadQueue  # noqa: E402
+from py_client import emulator_client  # noqa: E402
 
 
 def main() -> int:
@@ -45,23 +45,7 @@ def main() -> int:
     global_config.max_connection_pool_size = max(50, 2 * args.parallelism)
 
     t0 = time.monotonic()
-    base = args.base_url.rstrip("/")
-    creds = OAuthClientCredentials(
-        token_url=f"{base}/oauth2/token",
-        client_id="cdf-syncd-demo",
-        client_secret="demo-secret",
-        scopes=[f"{base}/.default"],
-    )
-    client = CogniteClient(
-        ClientConfig(
-            client_name="cdf-syncd-bench",
-            project="demo",
-            credentials=creds,
-            base_url=base,
-            timeout=60,
-            file_transfer_timeout=600,
-        )
-    )
+    client = emulator_client(args.base_url)
     root = args.path
     if root.is_dir():
         paths = [Path(d) / f for d, _, names in os.walk(root) for f in names]

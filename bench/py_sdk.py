@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from cognite.client import ClientConfig, CogniteClient, global_config
-from cognite.client.credentials import OAuthClientCredentials
+from cognite.client import global_config
+from py_client import emulator_client
 
 
 def main() -> int:
@@ -42,23 +42,7 @@ def main() -> int:
     files.open_files = max(args.open_files, args.upload)
 
     t0 = time.monotonic()
-    base = args.base_url.rstrip("/")
-    creds = OAuthClientCredentials(
-        token_url=f"{base}/oauth2/token",
-        client_id="cdf-syncd-demo",
-        client_secret="demo-secret",
-        scopes=[f"{base}/.default"],
-    )
-    client = CogniteClient(
-        ClientConfig(
-            client_name="cdf-syncd-bench",
-            project="demo",
-            credentials=creds,
-            base_url=base,
-            timeout=60,
-            file_transfer_timeout=600,
-        )
-    )
+    client = emulator_client(args.base_url)
     if args.path.is_dir():
         res = client.files.upload(args.path, recursive=True)
         n = len(res)

@@ -644,19 +644,20 @@ async fn stat_readable(path: &Path) -> Result<Fingerprint, Stop> {
     })
     .await
     .map_err(|e| Stop::Permanent(format!("cannot read {}: {e}", path.display())))?;
-    match checked {
-        Ok(meta) if meta.is_file() => Ok(Fingerprint::of(&meta)),
-        Ok(_) => Err(Stop::Vanished),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Stop::Vanished),
-        Err(e) => Err(Stop::Permanent(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
-    }
+    source_state(path, checked)
 }
 
 async fn stat(path: &Path) -> Result<Fingerprint, Stop> {
-    match tokio::fs::symlink_metadata(path).await {
+    source_state(path, tokio::fs::symlink_metadata(path).await)
+}
+
+/// What a stat of the source says for the job: its fingerprint, gone (not a regular
+/// file any more counts as gone), or unreadable.
+fn source_state(
+    path: &Path,
+    stat: std::io::Result<std::fs::Metadata>,
+) -> Result<Fingerprint, Stop> {
+    match stat {
         Ok(meta) if meta.is_file() => Ok(Fingerprint::of(&meta)),
         Ok(_) => Err(Stop::Vanished),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Stop::Vanished),
