@@ -161,6 +161,8 @@ pub async fn run(
                 }
             }
             () = wake.notified() => {}
+            // `sync --once`: the end of intake may be the end of the run; not a tick later.
+            () = intake_done.cancelled(), if until == Until::Idle && !intake_done.is_cancelled() => {}
             () = ctx.health.nudged() => {}
             () = tokio::time::sleep(nap) => {}
             () = cancel.cancelled(), if !cancel.is_cancelled() => {}
