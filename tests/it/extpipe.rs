@@ -3,8 +3,6 @@
 //! on when runs are refused) and remote config (roots from the pipeline, a new revision
 //! applied without a restart, an invalid one refused with a failure run).
 
-use std::time::Duration;
-
 use cdf_syncd::emulator::{Faults, ScriptedFault};
 use serde_json::{Value, json};
 
@@ -249,8 +247,14 @@ async fn an_outage_longer_than_the_threshold_is_one_failure_then_a_success() {
         t.daemon_log(0).contains("extraction pipeline: failure run")
     })
     .await;
-    // Longer than the threshold, so still one failure for the episode.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The outage goes on past the failure run (a probe fails after it): still one
+    // failure for the episode.
+    let probes = |t: &Tree| t.daemon_log(0).matches("still paused").count();
+    let before = probes(&t);
+    wait_for(30, "a failed probe after the failure run", || {
+        probes(&t) > before
+    })
+    .await;
     t.cdf.emu.set_down(false);
     wait_for(60, "the file", || synced(&t, "gw:it:/during.bin", &bytes)).await;
     failure_then_recovery(&t, "CDF unreachable").await;
