@@ -2,7 +2,8 @@
 //! disappears locally.
 //!
 //! A deletion is confirmed by a full scan, never by an event alone: after a root's
-//! `ScanDone` its synced records are walked page by page, and a record whose file no
+//! `ScanDone`, unless the scan named every synced path of the root (intake counts
+//! them), its synced records are walked page by page, and a record whose file no
 //! longer exists (`lstat` says not found) is acted on: `keep` leaves CDF alone,
 //! `mark` adds metadata `cdf-syncd.deleted = <ISO-8601 time>`, `delete` deletes the
 //! file (its node, for the data-modeling target). Then the record is forgotten. The
@@ -46,24 +47,35 @@ enum SweepError {
     Internal(String),
 }
 
+/// A root's full scan is through (its `ScanDone`).
+#[derive(Debug)]
+pub(super) struct ScanSeen {
+    pub root: String,
+    /// How many paths with a synced record the scan named. When that is every record
+    /// of the root, no file is missing and the sweep stats nothing. It can only count
+    /// too many if a walk was cut short and started again before the `ScanDone`; then a
+    /// deletion waits for the next scan, it is never acted on wrongly.
+    pub synced_seen: u64,
+}
+
 /// Sweeps each root named on `scans`; fires `done` once `roots` sweeps have run (or
 /// the channel closed).
 pub(super) async fn run(
     ctx: Arc<Ctx>,
-    mut scans: mpsc::Receiver<String>,
+    mut scans: mpsc::Receiver<ScanSeen>,
     done: CancellationToken,
     roots: usize,
     cancel: CancellationToken,
 ) {
     let mut swept = 0;
-    while let Some(root) = scans.recv().await {
+    while let Some(scan) = scans.recv().await {
         // A sweep cut short by shutdown leaves its records: the next one redoes them.
         let result = tokio::select! {
-            r = sweep(&ctx, &root) => r,
+            r = sweep(&ctx, &scan) => r,
             () = cancel.cancelled() => break,
         };
         if let Err(e) = result {
-            tracing::warn!(root, error = %e, "local deletions not applied in CDF; the next scan tries again");
+            tracing::warn!(root = scan.root, error = %e, "local deletions not applied in CDF; the next scan tries again");
         }
         swept += 1;
         if swept >= roots {
@@ -73,11 +85,26 @@ pub(super) async fn run(
     done.cancel();
 }
 
-async fn sweep(ctx: &Ctx, root_id: &str) -> Result<(), SweepError> {
+async fn sweep(ctx: &Ctx, scan: &ScanSeen) -> Result<(), SweepError> {
+    let root_id = scan.root.as_str();
     let settings = ctx.settings();
     let Some(root) = settings.roots.iter().find(|r| r.id == root_id) else {
         return Ok(());
     };
+    let records = ctx
+        .store
+        .synced_by_root()?
+        .get(root_id)
+        .copied()
+        .unwrap_or(0);
+    if scan.synced_seen >= records {
+        tracing::debug!(
+            root = root_id,
+            records,
+            "the scan saw every synced file; nothing to sweep"
+        );
+        return Ok(());
+    }
     let device = match tokio::fs::metadata(&root.path).await {
         Ok(m) => m.dev(),
         Err(e) => {

@@ -4,20 +4,22 @@
 //! the whole burst), then wakes the scheduler. Unchanged files (same fingerprint as
 //! last synced) are dropped by the store's dedup; with `on_change = "skip"` a root's
 //! files that were synced before are not queued again when they change. A root's
-//! `ScanDone` goes to the deletion sweep (`deletions`), which also tells `sync --once`
-//! when every root's scan is through.
+//! `ScanDone` goes to the deletion sweep (`deletions`), with how many synced paths the
+//! scan named (the sweep has nothing to look for when that is all of them); the sweep
+//! also tells `sync --once` when every root's scan is through.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
+use super::deletions::ScanSeen;
 use super::health::PauseReason;
 use super::worker::Ctx;
-use std::time::Instant;
-
 use crate::config::{HashMode, OnChange, Settings, Target};
-use crate::store::{FileKey, StoreError};
-use crate::watch::WatchEvent;
+use crate::store::{Enqueued, FileKey, Store, StoreError};
+use crate::watch::{StableFile, WatchEvent};
 
 /// Most events recorded before one flush.
 const BATCH: usize = 512;
@@ -26,10 +28,12 @@ pub async fn run(
     ctx: Arc<Ctx>,
     mut rx: mpsc::Receiver<WatchEvent>,
     wake: Arc<Notify>,
-    scans: mpsc::Sender<String>,
+    scans: mpsc::Sender<ScanSeen>,
 ) {
     let store = &ctx.store;
     let mut batch = Vec::with_capacity(BATCH);
+    // Per root: synced paths that scan events named since the root's last `ScanDone`.
+    let mut seen: HashMap<String, u64> = HashMap::new();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut unrecorded = (0, None);
         let mut scans_done = Vec::new();
@@ -37,20 +41,18 @@ pub async fn run(
         for event in batch.drain(..) {
             match event {
                 WatchEvent::Stable(file) => {
-                    let skip_changes = settings
-                        .roots
-                        .iter()
-                        .any(|r| r.id == file.root && r.on_change == OnChange::Skip);
-                    let key = FileKey::new(file.root, &file.rel);
-                    let recorded = match skip_changes {
-                        true => skip_or_enqueue(store, key, file.fingerprint),
-                        false => store
-                            .enqueue(key, file.fingerprint, super::worker::now_ms())
-                            .map(drop),
-                    };
-                    if let Err(e) = recorded {
-                        unrecorded.0 += 1;
-                        unrecorded.1.get_or_insert(e);
+                    let root = file.scanned.then(|| file.root.clone());
+                    match record(store, &settings, file) {
+                        Ok(true) => {
+                            if let Some(root) = root {
+                                *seen.entry(root).or_default() += 1;
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            unrecorded.0 += 1;
+                            unrecorded.1.get_or_insert(e);
+                        }
                     }
                 }
                 WatchEvent::Gone { root, rel } if tracks_moves(&settings) => {
@@ -59,7 +61,10 @@ pub async fn run(
                     }
                 }
                 WatchEvent::Gone { .. } => {}
-                WatchEvent::ScanDone { root, .. } => scans_done.push(root),
+                WatchEvent::ScanDone { root, .. } => {
+                    let synced_seen = seen.remove(&root).unwrap_or(0);
+                    scans_done.push(ScanSeen { root, synced_seen });
+                }
             }
         }
         let flushed = store.flush().await;
@@ -71,11 +76,33 @@ pub async fn run(
                 .pause(PauseReason::StateUnwritable, &e.to_string(), None);
         }
         wake.notify_one();
-        for root in scans_done {
-            if scans.send(root).await.is_err() {
+        for scan in scans_done {
+            if scans.send(scan).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// Queues a stable file unless the store says it is unchanged (or, with
+/// `on_change = "skip"`, synced before). Returns whether the path has a synced record;
+/// the answer is exact for files found by a full scan, the only ones it is asked of.
+fn record(store: &Store, settings: &Settings, file: StableFile) -> Result<bool, StoreError> {
+    let skip_changes = settings
+        .roots
+        .iter()
+        .any(|r| r.id == file.root && r.on_change == OnChange::Skip);
+    let key = FileKey::new(file.root, &file.rel);
+    if skip_changes && store.synced(&key)?.is_some() {
+        return Ok(true);
+    }
+    let probe = (file.scanned && !skip_changes).then(|| key.clone());
+    match store.enqueue(key, file.fingerprint, super::worker::now_ms())? {
+        Enqueued::Unchanged => Ok(true),
+        _ => match probe {
+            Some(key) => Ok(store.synced(&key)?.is_some()),
+            None => Ok(false),
+        },
     }
 }
 
@@ -118,14 +145,89 @@ fn register_gone(ctx: &Ctx, root: String, rel: &std::path::Path) -> Result<(), S
     }
 }
 
-/// `on_change = "skip"`: a path synced before stays as it was in CDF.
-fn skip_or_enqueue(
-    store: &crate::store::Store,
-    key: FileKey,
-    fp: crate::fingerprint::Fingerprint,
-) -> Result<(), StoreError> {
-    if store.synced(&key)?.is_some() {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::fingerprint::Fingerprint;
+    use crate::store::{JobState, SyncedFile, Target as Session, Upload};
+
+    fn fp(size: u64) -> Fingerprint {
+        Fingerprint {
+            size,
+            mtime_ns: 1,
+            inode: 2,
+            device: 3,
+        }
     }
-    store.enqueue(key, fp, super::worker::now_ms()).map(drop)
+
+    fn settings(on_change: &str) -> Settings {
+        let text = format!(
+            "[cdf]\nbase_url = \"https://example.cognitedata.com\"\nproject = \"p\"\n\
+            [cdf.auth]\ntoken_url = \"https://login.example.com/token\"\nclient_id = \"c\"\n\
+            client_secret_env = \"CDF_SECRET\"\n\
+            [[roots]]\nid = \"r\"\npath = \"/data/root\"\non_change = \"{on_change}\"\n"
+        );
+        crate::config::parse(&text, "test").expect("valid config")
+    }
+
+    /// A store where `synced.bin` was synced with `fp(1)`.
+    fn store() -> Store {
+        let store = Store::in_memory();
+        let key = FileKey::new("r", Path::new("synced.bin"));
+        let Enqueued::New(id) = store.enqueue(key, fp(1), 0).unwrap() else {
+            panic!("a new job");
+        };
+        let upload = Upload {
+            file_id: 9,
+            target: Session::Single { url: "u".into() },
+            urls_issued_ms: 0,
+            source: fp(1),
+        };
+        store.start_upload(id, upload).unwrap();
+        store.set_state(id, JobState::Done { file_id: 9 }).unwrap();
+        let synced = SyncedFile {
+            fingerprint: fp(1),
+            file_id: 9,
+            synced_ms: 0,
+            sha256: None,
+        };
+        store.finish(id, synced).unwrap();
+        store
+    }
+
+    fn file(rel: &str, size: u64, scanned: bool) -> StableFile {
+        StableFile {
+            root: "r".into(),
+            rel: PathBuf::from(rel),
+            fingerprint: fp(size),
+            scanned,
+        }
+    }
+
+    #[test]
+    fn a_scanned_file_says_whether_its_path_was_synced_and_is_queued_when_changed() {
+        let (store, settings) = (store(), settings("overwrite"));
+        assert!(record(&store, &settings, file("synced.bin", 1, true)).unwrap());
+        assert!(record(&store, &settings, file("synced.bin", 2, true)).unwrap());
+        assert!(!record(&store, &settings, file("new.bin", 1, true)).unwrap());
+        assert_eq!(
+            store.counts().unwrap().get(crate::store::StateKind::Queued),
+            2
+        );
+        // Not found by a full scan: no lookup beyond what enqueue does.
+        assert!(!record(&store, &settings, file("synced.bin", 3, false)).unwrap());
+    }
+
+    #[test]
+    fn on_change_skip_counts_a_synced_path_and_queues_nothing_for_it() {
+        let (store, settings) = (store(), settings("skip"));
+        assert!(record(&store, &settings, file("synced.bin", 2, true)).unwrap());
+        assert!(!record(&store, &settings, file("new.bin", 1, true)).unwrap());
+        assert_eq!(
+            store.counts().unwrap().get(crate::store::StateKind::Queued),
+            1
+        );
+    }
 }

@@ -359,13 +359,17 @@ impl Driver {
         };
         let root = state.settings.id.clone();
         match outcome {
-            Outcome::Stable(fingerprint) => {
+            Outcome::Stable {
+                fingerprint,
+                scanned,
+            } => {
                 self.counters.stable.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(root = %root, path = %key.rel.display(), ?fingerprint, "stable");
+                tracing::debug!(root = %root, path = %key.rel.display(), ?fingerprint, scanned, "stable");
                 let file = StableFile {
                     root,
                     rel: key.rel,
                     fingerprint,
+                    scanned,
                 };
                 self.emit(WatchEvent::Stable(file)).await
             }

@@ -62,7 +62,11 @@ pub(crate) enum Stat {
 /// What the driver must do about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    Stable(Fingerprint),
+    /// Complete; `scanned` if a full scan found it (then once per walk at most).
+    Stable {
+        fingerprint: Fingerprint,
+        scanned: bool,
+    },
     Gone,
     ScanDir,
 }
@@ -203,7 +207,10 @@ impl Gate {
             return self.observe(&key, Stat::File(fingerprint), now);
         }
         if age >= self.stable_for {
-            return Some(Outcome::Stable(fingerprint));
+            return Some(Outcome::Stable {
+                fingerprint,
+                scanned: full,
+            });
         }
         let stable_since = now.checked_sub(age).unwrap_or(now);
         let entry = Entry {
@@ -254,8 +261,11 @@ impl Gate {
         if entry.last == Some(fingerprint)
             && (entry.closed || now >= entry.stable_since + self.stable_for)
         {
-            self.take(key);
-            return Some(Outcome::Stable(fingerprint));
+            let scanned = self.take(key).is_some_and(|e| e.scan_wait);
+            return Some(Outcome::Stable {
+                fingerprint,
+                scanned,
+            });
         }
         if entry.last != Some(fingerprint) {
             entry.last = Some(fingerprint);

@@ -26,6 +26,22 @@ fn fp(size: u64, mtime_ns: i64) -> Fingerprint {
     }
 }
 
+/// Emitted after a watcher hint or a directory scan.
+fn stable(fingerprint: Fingerprint) -> Outcome {
+    Outcome::Stable {
+        fingerprint,
+        scanned: false,
+    }
+}
+
+/// Emitted for a full scan.
+fn scanned(fingerprint: Fingerprint) -> Outcome {
+    Outcome::Stable {
+        fingerprint,
+        scanned: true,
+    }
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -46,7 +62,7 @@ fn an_old_file_found_by_a_scan_is_stable_at_once() {
     let mut gate = Gate::new(STABLE);
     let now = Instant::now();
     let out = gate.found(key("a"), fp(3, 1), STABLE, true, now);
-    assert_eq!(out, Some(Outcome::Stable(fp(3, 1))));
+    assert_eq!(out, Some(scanned(fp(3, 1))));
     assert!(gate.is_empty());
     assert_eq!(gate.scan_waiting(0), 0);
 }
@@ -61,7 +77,7 @@ fn a_young_file_waits_until_its_mtime_is_stable_for_long_enough() {
     assert_eq!(gate.next_due(), Some(t0 + ms(4000)));
     assert!(tick(&mut gate, t0 + ms(3999), Stat::File(fp(3, 1))).is_empty());
     let out = tick(&mut gate, t0 + ms(4000), Stat::File(fp(3, 1)));
-    assert_eq!(out, vec![(key("a"), Outcome::Stable(fp(3, 1)))]);
+    assert_eq!(out, vec![(key("a"), scanned(fp(3, 1)))]);
     assert_eq!(gate.scan_waiting(0), 0);
 }
 
@@ -84,7 +100,7 @@ fn a_file_written_slowly_is_emitted_once_with_its_final_fingerprint() {
         let t = at + ms(100 * step);
         emitted.extend(tick(&mut gate, t, Stat::File(last)));
     }
-    assert_eq!(emitted, vec![(key("f"), Outcome::Stable(last))]);
+    assert_eq!(emitted, vec![(key("f"), stable(last))]);
     assert!(gate.is_empty());
 }
 
@@ -111,7 +127,7 @@ fn close_after_write_is_confirmed_by_a_second_stat_a_probe_later() {
     let probe = gate.probe();
     assert_eq!(probe, ms(500));
     let out = tick(&mut gate, t0 + probe, Stat::File(fp(9, 9)));
-    assert_eq!(out, vec![(key("f"), Outcome::Stable(fp(9, 9)))]);
+    assert_eq!(out, vec![(key("f"), stable(fp(9, 9)))]);
 }
 
 #[test]
@@ -121,7 +137,7 @@ fn close_with_a_stat_equal_to_the_last_one_seen_is_stable_at_once() {
     assert_eq!(gate.found(key("f"), fp(2, 2), ms(0), false, t0), None);
     gate.hint(key("f"), Hint::Closed, t0 + ms(100));
     let out = tick(&mut gate, t0 + ms(100), Stat::File(fp(2, 2)));
-    assert_eq!(out, vec![(key("f"), Outcome::Stable(fp(2, 2)))]);
+    assert_eq!(out, vec![(key("f"), stable(fp(2, 2)))]);
 }
 
 #[test]
@@ -145,7 +161,7 @@ fn a_changed_stat_after_the_close_is_confirmed_again() {
     assert!(tick(&mut gate, t0, Stat::File(fp(1, 1))).is_empty());
     assert!(tick(&mut gate, t0 + probe, Stat::File(fp(2, 2))).is_empty());
     let out = tick(&mut gate, t0 + probe * 2, Stat::File(fp(2, 2)));
-    assert_eq!(out, vec![(key("f"), Outcome::Stable(fp(2, 2)))]);
+    assert_eq!(out, vec![(key("f"), stable(fp(2, 2)))]);
 }
 
 #[test]
@@ -196,6 +212,24 @@ fn a_scan_finding_a_tracked_file_counts_as_a_stat_and_is_waited_for() {
     assert!(gate.remove(&key("f")));
     assert_eq!(gate.scan_waiting(0), 0);
     assert!(!gate.remove(&key("f")));
+}
+
+#[test]
+fn a_file_a_full_scan_found_while_it_settled_is_emitted_once_as_scanned() {
+    let mut gate = Gate::new(STABLE);
+    let t0 = Instant::now();
+    gate.hint(key("f"), Hint::Changed, t0);
+    gate.hint(key("g"), Hint::Closed, t0);
+    assert_eq!(gate.found(key("f"), fp(1, 1), ms(0), true, t0), None);
+    assert!(tick(&mut gate, t0, Stat::File(fp(1, 1))).is_empty());
+    let out = tick(&mut gate, t0 + STABLE, Stat::File(fp(1, 1)));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.contains(&(key("f"), scanned(fp(1, 1)))));
+    assert!(
+        out.contains(&(key("g"), stable(fp(1, 1)))),
+        "a hint alone is not a scan"
+    );
+    assert!(gate.is_empty());
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub struct StableFile {
     pub rel: PathBuf,
     /// Taken by the stat that found the file stable.
     pub fingerprint: Fingerprint,
+    /// Found by a full scan of the root: such events name each path at most once per
+    /// walk, so the consumer can count how many of its known paths a scan saw.
+    pub scanned: bool,
 }
 
 /// What discovery reports.
