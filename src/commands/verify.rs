@@ -255,7 +255,7 @@ async fn verify_root(
     out: &mut Vec<Checked>,
 ) -> Result<(), VerifyError> {
     let root = lookup.root;
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = mpsc::channel(4);
     let job = ScanJob {
         root: 0,
         settings: Arc::new(root.clone()),
@@ -265,29 +265,22 @@ async fn verify_root(
     };
     let walk = tokio::task::spawn_blocking(move || scan::walk(&job));
     let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let done = match rx.recv().await {
-            Some(ScanMsg::Found {
-                rel, fingerprint, ..
-            }) => {
-                batch.push(Local {
-                    rel,
-                    fp: fingerprint,
-                });
-                if batch.len() < BATCH {
-                    continue;
-                }
-                false
-            }
-            Some(ScanMsg::Finished { .. }) => continue,
-            None => true,
+    while let Some(msg) = rx.recv().await {
+        let ScanMsg::Found { files, .. } = msg else {
+            continue;
         };
-        if !batch.is_empty() {
-            out.extend(check_batch(lookup, std::mem::take(&mut batch), content).await?);
+        for found in files {
+            batch.push(Local {
+                rel: found.rel,
+                fp: found.fingerprint,
+            });
+            if batch.len() == BATCH {
+                out.extend(check_batch(lookup, std::mem::take(&mut batch), content).await?);
+            }
         }
-        if done {
-            break;
-        }
+    }
+    if !batch.is_empty() {
+        out.extend(check_batch(lookup, batch, content).await?);
     }
     let report = walk.await.map_err(|e| VerifyError::Walk {
         root: root.id.clone(),

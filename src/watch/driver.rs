@@ -36,7 +36,8 @@ use crate::config::RootSettings;
 mod roots;
 
 const HINT_BATCH: usize = 256;
-const SCAN_QUEUE: usize = 1024;
+/// Batches of found files (`scan::FOUND_BATCH` each) queued from walks.
+const SCAN_QUEUE: usize = 8;
 const STAT_BATCH: usize = 256;
 const MAX_PENDING_DIRS: usize = 1024;
 /// How long shutdown waits for walks to notice it.
@@ -281,19 +282,20 @@ impl Driver {
 
     async fn on_scan(&mut self, msg: ScanMsg) -> Step {
         match msg {
-            ScanMsg::Found {
-                root,
-                rel,
-                fingerprint,
-                age,
-                full,
-            } => {
-                let key = Key { root, rel };
+            ScanMsg::Found { root, full, files } => {
                 let now = Instant::now();
-                match self.gate.found(key.clone(), fingerprint, age, full, now) {
-                    Some(outcome) => self.apply(key, outcome).await,
-                    None => Ok(()),
+                for found in files {
+                    let key = Key {
+                        root,
+                        rel: found.rel,
+                    };
+                    let (fingerprint, age) = (found.fingerprint, found.age);
+                    if let Some(outcome) = self.gate.found(key.clone(), fingerprint, age, full, now)
+                    {
+                        self.apply(key, outcome).await?;
+                    }
                 }
+                Ok(())
             }
             ScanMsg::Finished { root, kind, report } => {
                 if let Some(state) = self.roots.get_mut(root) {

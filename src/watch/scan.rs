@@ -35,22 +35,32 @@ pub(crate) enum ScanKind {
     Subtree(PathBuf),
 }
 
+/// Files a walk sends at a time: one wake-up of the driver per batch, not per file.
+pub(crate) const FOUND_BATCH: usize = 256;
+
 /// From a walk to the driver.
 #[derive(Debug)]
 pub(crate) enum ScanMsg {
+    /// Files found, in the order the walk found them.
     Found {
         root: usize,
-        rel: PathBuf,
-        fingerprint: Fingerprint,
-        /// How old the file's mtime was when it was seen.
-        age: Duration,
         full: bool,
+        files: Vec<Found>,
     },
     Finished {
         root: usize,
         kind: ScanKind,
         report: ScanReport,
     },
+}
+
+/// A candidate file a walk found.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub rel: PathBuf,
+    pub fingerprint: Fingerprint,
+    /// How old the file's mtime was when it was seen.
+    pub age: Duration,
 }
 
 /// How a walk went.
@@ -92,6 +102,7 @@ pub(crate) fn walk(job: &ScanJob) -> ScanReport {
         .follow_root_links(follow || full)
         .into_iter()
         .filter_entry(|e| !prune(root, e));
+    let mut files = Vec::with_capacity(FOUND_BATCH);
     for item in walker {
         if job.cancel.is_cancelled() {
             report.stopped = true;
@@ -108,19 +119,32 @@ pub(crate) fn walk(job: &ScanJob) -> ScanReport {
             continue;
         };
         report.files_seen += 1;
-        let msg = ScanMsg::Found {
-            root: job.root,
+        let age = age(&fingerprint, SystemTime::now());
+        files.push(Found {
             rel,
-            age: age(&fingerprint, SystemTime::now()),
             fingerprint,
-            full,
-        };
-        if job.tx.blocking_send(msg).is_err() {
+            age,
+        });
+        if files.len() == FOUND_BATCH && !send(job, full, &mut files) {
             report.stopped = true;
             break;
         }
     }
+    if !report.stopped && !files.is_empty() && !send(job, full, &mut files) {
+        report.stopped = true;
+    }
     report
+}
+
+/// Sends the batch (leaving `files` empty); false if the driver is gone.
+fn send(job: &ScanJob, full: bool, files: &mut Vec<Found>) -> bool {
+    let files = std::mem::replace(files, Vec::with_capacity(FOUND_BATCH));
+    let msg = ScanMsg::Found {
+        root: job.root,
+        full,
+        files,
+    };
+    job.tx.blocking_send(msg).is_ok()
 }
 
 /// Whether the walk skips this directory and everything under it.
