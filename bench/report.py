@@ -267,7 +267,7 @@ def section(res: dict[str, Any]) -> str:
         lines.append("")
     if "tracked" in ws:
         lines += ["### Memory and time to idle vs tracked files", "",
-                  "Empty files on disk (100 per directory), a job store prefilled with a synced record for each "
+                  "Empty files on disk (100 per directory, dated 10 minutes back, as after a restart), a job store prefilled with a synced record for each "
                   "(`examples/bench_prefill.rs`), then `sync --once`: it scans and stats every file, finds each "
                   "synced, uploads nothing (checked in the emulator) and exits. Its peak RSS is what tracking the "
                   "files costs; `find TREE -type f | wc -l` on the same tree for scale.", "",

@@ -35,6 +35,17 @@ impl Fingerprint {
     pub fn mtime_ms(&self) -> i64 {
         self.mtime_ns.div_euclid(1_000_000)
     }
+
+    /// For unit tests: a file of `size` bytes, the rest fixed.
+    #[cfg(test)]
+    pub(crate) fn sized(size: u64) -> Self {
+        Self {
+            size,
+            mtime_ns: 1,
+            inode: 2,
+            device: 3,
+        }
+    }
 }
 
 #[cfg(test)]

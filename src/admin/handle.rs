@@ -140,17 +140,8 @@ mod tests {
     use crate::fingerprint::Fingerprint;
     use crate::store::{Enqueued, FileKey, Target, Upload};
 
-    fn fp(size: u64) -> Fingerprint {
-        Fingerprint {
-            size,
-            mtime_ns: 1,
-            inode: 2,
-            device: 3,
-        }
-    }
-
     fn job(store: &Store, rel: &str) -> JobId {
-        match store.enqueue(FileKey::new("r", Path::new(rel)), fp(10), 0) {
+        match store.enqueue(FileKey::new("r", Path::new(rel)), Fingerprint::sized(10), 0) {
             Ok(Enqueued::New(id)) => id,
             other => panic!("{other:?}"),
         }
@@ -167,7 +158,7 @@ mod tests {
             file_id: 1,
             target: Target::Single { url: "u".into() },
             urls_issued_ms: 0,
-            source: fp(10),
+            source: Fingerprint::sized(10),
         };
         store.start_upload(id, upload).expect("start");
     }

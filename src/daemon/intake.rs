@@ -153,15 +153,6 @@ mod tests {
     use crate::fingerprint::Fingerprint;
     use crate::store::{JobState, SyncedFile, Target as Session, Upload};
 
-    fn fp(size: u64) -> Fingerprint {
-        Fingerprint {
-            size,
-            mtime_ns: 1,
-            inode: 2,
-            device: 3,
-        }
-    }
-
     fn settings(on_change: &str) -> Settings {
         let text = format!(
             "[cdf]\nbase_url = \"https://example.cognitedata.com\"\nproject = \"p\"\n\
@@ -172,23 +163,23 @@ mod tests {
         crate::config::parse(&text, "test").expect("valid config")
     }
 
-    /// A store where `synced.bin` was synced with `fp(1)`.
+    /// A store where `synced.bin` was synced with `Fingerprint::sized(1)`.
     fn store() -> Store {
         let store = Store::in_memory();
         let key = FileKey::new("r", Path::new("synced.bin"));
-        let Enqueued::New(id) = store.enqueue(key, fp(1), 0).unwrap() else {
+        let Enqueued::New(id) = store.enqueue(key, Fingerprint::sized(1), 0).unwrap() else {
             panic!("a new job");
         };
         let upload = Upload {
             file_id: 9,
             target: Session::Single { url: "u".into() },
             urls_issued_ms: 0,
-            source: fp(1),
+            source: Fingerprint::sized(1),
         };
         store.start_upload(id, upload).unwrap();
         store.set_state(id, JobState::Done { file_id: 9 }).unwrap();
         let synced = SyncedFile {
-            fingerprint: fp(1),
+            fingerprint: Fingerprint::sized(1),
             file_id: 9,
             synced_ms: 0,
             sha256: None,
@@ -201,7 +192,7 @@ mod tests {
         StableFile {
             root: "r".into(),
             rel: PathBuf::from(rel),
-            fingerprint: fp(size),
+            fingerprint: Fingerprint::sized(size),
             scanned,
         }
     }
