@@ -52,9 +52,11 @@ enum SweepError {
 pub(super) struct ScanSeen {
     pub root: String,
     /// How many paths with a synced record the scan named. When that is every record
-    /// of the root, no file is missing and the sweep stats nothing. It can only count
-    /// too many if a walk was cut short and started again before the `ScanDone`; then a
-    /// deletion waits for the next scan, it is never acted on wrongly.
+    /// of the root, no file is missing and the sweep stats nothing. A path is counted
+    /// twice only when two walks fall between the same two `ScanDone`s (one that ended
+    /// without it: cut short, or a directory it could not read; or a rescan that began
+    /// while the last one waited for settling files); then a deletion waits for a later
+    /// `ScanDone`, it is never acted on wrongly.
     pub synced_seen: u64,
 }
 
