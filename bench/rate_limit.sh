@@ -13,6 +13,7 @@
 # little high; the run's fixed overhead makes it a little low.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 rate_mib=${1:-4}
 seconds=${2:-60}
@@ -31,10 +32,7 @@ emu_pid=""
 cleanup() { [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$bin" emulator --listen 127.0.0.1:0 --discard > "$work/emu.out" 2> "$work/emu.log" &
-emu_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-base=$(sed -n 's/^listening on //p' "$work/emu.out")
+start_emulator
 
 mkdir -p "$work/root"
 for i in $(seq 1 "$files"); do
@@ -42,15 +40,9 @@ for i in $(seq 1 "$files"); do
 done
 touch -d '1 minute ago' "$work/root"/*.bin
 
-cat > "$work/cfg.toml" <<CFG
-[cdf]
-base_url = "$base"
-project = "demo"
-allow_insecure_http = true
-[cdf.auth]
-token_url = "$base/oauth2/token"
-client_id = "cdf-syncd-demo"
-client_secret_env = "BENCH_SECRET"
+{
+    cdf_section
+    cat <<CFG
 [[roots]]
 id = "bench"
 path = "$work/root"
@@ -64,6 +56,7 @@ dir = "$work/state"
 [log]
 level = "warn"
 CFG
+} > "$work/cfg.toml"
 
 echo "emulator at $base (--discard); $files files, $total bytes, max_rate $rate_mib MiB/s" >&2
 t0=$(date +%s.%N)

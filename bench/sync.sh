@@ -10,6 +10,7 @@
 # Prints one line per measurement; peak RSS from /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 size_arg=${1:-2GiB}
 small=${2:-10000}
@@ -29,24 +30,15 @@ emu_pid=""
 cleanup() { [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$bin" emulator --listen 127.0.0.1:0 --discard > "$work/emu.out" 2> "$work/emu.log" &
-emu_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-base=$(sed -n 's/^listening on //p' "$work/emu.out")
+start_emulator
 echo "emulator at $base (--discard)"
 
 hash_line=""
 [ -n "${HASH:-}" ] && hash_line="hash = \"$HASH\""
 config() { # $1 = root dir, $2 = state dir
-    cat > "$work/cfg.toml" <<EOF
-[cdf]
-base_url = "$base"
-project = "demo"
-allow_insecure_http = true
-[cdf.auth]
-token_url = "$base/oauth2/token"
-client_id = "cdf-syncd-demo"
-client_secret_env = "BENCH_SECRET"
+    {
+        cdf_section
+        cat <<EOF
 [[roots]]
 id = "bench"
 path = "$1"
@@ -59,6 +51,7 @@ dir = "$2"
 [log]
 level = "warn"
 EOF
+    } > "$work/cfg.toml"
 }
 
 now() { date +%s.%N; }
